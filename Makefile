@@ -1,0 +1,24 @@
+# The README's two commands are `make demo` and `make test`.
+VENV := .venv/bin
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	scripts/setup
+
+demo: setup
+	scripts/demo
+
+lint: setup
+	$(VENV)/ruff check totpd tests
+	$(VENV)/ruff format --check totpd tests
+	$(VENV)/mypy
+
+test: lint
+	$(VENV)/pytest --cov --cov-report=term:skip-covered
+
+bench: setup
+	scripts/bench
+
+clean:
+	rm -rf .venv .demo artifacts .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,129 @@
+"""Accounts and their one-time codes: RFC 6238 TOTP and RFC 4226 HOTP, via pyotp.
+
+Everything here is pure: the secret and the time are arguments, never looked up.
+"""
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pyotp
+
+from totpd.errors import EnrolError
+
+ALGORITHMS: dict[str, Any] = {
+    "SHA1": hashlib.sha1,
+    "SHA256": hashlib.sha256,
+    "SHA512": hashlib.sha512,
+}
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_LABEL_CHARS = 60
+
+
+class Kind(StrEnum):
+    """Time-based (RFC 6238) or counter-based (RFC 4226)."""
+
+    TOTP = "totp"
+    HOTP = "hotp"
+
+
+@dataclass(frozen=True)
+class Account:
+    """An enrolled account: everything about it but its secret, which lives in the secret store."""
+
+    name: str
+    label: str
+    kind: Kind = Kind.TOTP
+    algorithm: str = "SHA1"
+    digits: int = 6
+    period_s: int = 30
+    counter: int = 0
+    issuer: str = ""
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise EnrolError(
+                f"account name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
+                " starting with a letter or digit"
+            )
+        if not self.label.strip() or len(self.label) > MAX_LABEL_CHARS:
+            raise EnrolError(f"spoken label must be 1-{MAX_LABEL_CHARS} characters")
+        if self.algorithm not in ALGORITHMS:
+            raise EnrolError(f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512")
+        if not 6 <= self.digits <= 8:
+            raise EnrolError(f"digits must be 6 to 8, not {self.digits}")
+        if self.period_s < 1:
+            raise EnrolError(f"period must be at least 1 second, not {self.period_s}")
+        if self.counter < 0:
+            raise EnrolError(f"counter must not be negative, not {self.counter}")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the caller hears for one account: the code and how long it lasts.
+
+    `wait_s` > 0 means the current code was about to die, so `digits` is the next period's
+    code, which becomes valid after `wait_s` seconds. `seconds_left` is None for HOTP.
+    """
+
+    digits: str
+    seconds_left: int | None
+    wait_s: int = 0
+
+
+def normalize_base32(text: str) -> str:
+    """Return a canonical base32 secret: upper case, no spaces or dashes, padded.
+
+    Raises EnrolError, without echoing the input, when it is not valid base32.
+    """
+    compact = re.sub(r"[\s-]+", "", text).upper().rstrip("=")
+    if not compact:
+        raise EnrolError("the secret is empty")
+    padded = compact + "=" * (-len(compact) % 8)
+    try:
+        raw = base64.b32decode(padded, casefold=False)
+    except (binascii.Error, ValueError):
+        raise EnrolError("the secret is not valid base32 (letters A-Z and digits 2-7)") from None
+    if len(raw) < 10:
+        raise EnrolError("the secret is too short: at least 80 bits (16 base32 characters)")
+    return padded
+
+
+def _otp(account: Account, secret: str) -> pyotp.OTP:
+    digest = ALGORITHMS[account.algorithm]
+    if account.kind is Kind.HOTP:
+        return pyotp.HOTP(secret, digits=account.digits, digest=digest)
+    return pyotp.TOTP(secret, digits=account.digits, digest=digest, interval=account.period_s)
+
+
+def totp_at(account: Account, secret: str, unix_s: float) -> str:
+    """The TOTP code valid at `unix_s`."""
+    otp = _otp(account, secret)
+    assert isinstance(otp, pyotp.TOTP)  # noqa: S101 - narrowing for the type checker
+    return otp.at(int(unix_s))
+
+
+def hotp_at(account: Account, secret: str, counter: int) -> str:
+    """The HOTP code for `counter`."""
+    return _otp(account, secret).generate_otp(counter)
+
+
+def reading_at(account: Account, secret: str, unix_s: float, min_seconds_left: int) -> Reading:
+    """The code to read out at `unix_s`, never one about to die.
+
+    With fewer than `min_seconds_left` seconds left in the period, the caller is told to wait
+    for the next period and hears that period's code instead. HOTP uses `account.counter`.
+    """
+    if account.kind is Kind.HOTP:
+        return Reading(hotp_at(account, secret, account.counter), seconds_left=None)
+    seconds_left = account.period_s - int(unix_s) % account.period_s
+    if seconds_left >= min_seconds_left:
+        return Reading(totp_at(account, secret, unix_s), seconds_left=seconds_left)
+    next_period_s = unix_s + seconds_left
+    return Reading(
+        totp_at(account, secret, next_period_s), seconds_left=account.period_s, wait_s=seconds_left
+    )

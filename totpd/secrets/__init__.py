@@ -1,0 +1,109 @@
+"""The one path in and out for secrets: TOTP seeds and the Vonage signature secret.
+
+Everything goes through the `keyring` API, so the backend (totpd's own vault, Secret
+Service, ...) is a configuration choice that no other module sees.
+"""
+
+import os
+from pathlib import Path
+
+import keyring.core
+from keyring.backend import KeyringBackend
+from keyring.errors import KeyringError
+
+from totpd.config import SIGNATURE_SECRET_ENV, Config, check_secret_file
+from totpd.errors import ConfigError, SecretStoreError
+
+SERVICE = "totpd"
+SIGNATURE_SECRET_NAME = "vonage:signature-secret"
+SIGNATURE_CREDENTIAL = "vonage-signature-secret"
+
+
+def _seed_key(account: str) -> str:
+    return f"seed:{account}"
+
+
+class SecretStore:
+    """Seeds and the signature secret, behind one keyring backend."""
+
+    def __init__(self, backend: KeyringBackend) -> None:
+        self.backend = backend
+
+    def _get(self, key: str) -> str | None:
+        try:
+            return self.backend.get_password(SERVICE, key)
+        except KeyringError as exc:
+            raise SecretStoreError(f"secret store: cannot read ({type(exc).__name__})") from None
+
+    def _set(self, key: str, value: str) -> None:
+        try:
+            self.backend.set_password(SERVICE, key, value)
+        except KeyringError as exc:
+            raise SecretStoreError(f"secret store: cannot write ({type(exc).__name__})") from None
+
+    def _delete(self, key: str) -> None:
+        try:
+            self.backend.delete_password(SERVICE, key)
+        except KeyringError:
+            pass  # already gone: deleting is idempotent
+
+    def seed(self, account: str) -> str:
+        """The base32 seed of `account`; SecretStoreError when it has none."""
+        value = self._get(_seed_key(account))
+        if value is None:
+            raise SecretStoreError(f"secret store: no seed for account {account!r}")
+        return value
+
+    def set_seed(self, account: str, base32: str) -> None:
+        """Store (or replace) the seed of `account`."""
+        self._set(_seed_key(account), base32)
+
+    def delete_seed(self, account: str) -> None:
+        """Forget the seed of `account`."""
+        self._delete(_seed_key(account))
+
+    def signature_secret(self, config: Config) -> str | None:
+        """The Vonage signature secret, from the first route that has one.
+
+        Precedence: $TOTPD_VONAGE_SIGNATURE_SECRET, the systemd credential
+        `vonage-signature-secret`, `vonage.signature_secret_file`, then the secret store.
+        """
+        from_env = os.environ.get(SIGNATURE_SECRET_ENV)
+        if from_env:
+            return from_env
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        candidates = []
+        if credentials:
+            candidates.append(("credential", Path(credentials) / SIGNATURE_CREDENTIAL))
+        if config.vonage.signature_secret_file:
+            candidates.append(
+                ("vonage.signature_secret_file", Path(config.vonage.signature_secret_file))
+            )
+        for key, path in candidates:
+            if path.exists():
+                check_secret_file(key, path)
+                value = path.read_text(encoding="utf-8").strip()
+                if not value:
+                    raise ConfigError(f"{key}: {path} is empty")
+                return value
+        return self._get(SIGNATURE_SECRET_NAME)
+
+    def set_signature_secret(self, value: str) -> None:
+        """Store the Vonage signature secret in the secret store."""
+        self._set(SIGNATURE_SECRET_NAME, value)
+
+
+def open_store(config: Config) -> SecretStore:
+    """Open the backend the config names: "vault" or a keyring backend's dotted class path."""
+    if config.secrets.backend == "vault":
+        from totpd.secrets.vault import open_vault
+
+        return SecretStore(open_vault(config))
+    try:
+        backend = keyring.core.load_keyring(config.secrets.backend)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"secrets.backend: cannot load keyring backend {config.secrets.backend!r}"
+            f" ({type(exc).__name__})"
+        ) from None
+    return SecretStore(backend)
