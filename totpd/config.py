@@ -17,7 +17,7 @@ import limits
 
 from totpd.errors import ConfigError
 
-SIGNATURE_SECRET_ENV = "TOTPD_VONAGE_SIGNATURE_SECRET"
+SIGNATURE_SECRET_ENV = "TOTPD_VONAGE_SIGNATURE_SECRET"  # noqa: S105 - a variable name
 CONFIG_ENV = "TOTPD_CONFIG"
 
 
@@ -142,11 +142,11 @@ class Config:
 def parse_listen(key: str, value: Any) -> Listen:
     """Parse "host:port" (IPv6 as "[::1]:port")."""
     if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string like \"127.0.0.1:8080\"")
+        raise ConfigError(f'{key}: expected a string like "127.0.0.1:8080"')
     host, sep, port_text = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{key}: {value!r} is not host:port (e.g. \"127.0.0.1:8080\")")
+        raise ConfigError(f'{key}: {value!r} is not host:port (e.g. "127.0.0.1:8080")')
     return Listen(host, int(port_text))
 
 
@@ -217,11 +217,11 @@ def _validate(config: Config) -> Config:
             limits.parse(text)
         except ValueError:
             raise ConfigError(
-                f"lockout.{key}: {text!r} is not a limit like \"3 per 15 minutes\""
+                f'lockout.{key}: {text!r} is not a limit like "3 per 15 minutes"'
             ) from None
     storage = config.lockout.storage
     if storage != "embedded" and not storage.startswith(("redis://", "rediss://")):
-        raise ConfigError("lockout.storage: use \"embedded\" or a redis:// URI")
+        raise ConfigError('lockout.storage: use "embedded" or a redis:// URI')
     admin = config.admin.listen
     if admin is not None and not admin.is_loopback and not config.admin.allow_remote:
         raise ConfigError(
@@ -246,7 +246,15 @@ def check_secret_file(key: str, path: Path) -> None:
 
 
 SECTIONS: dict[str, type[Any]] = {
-    f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"  # type: ignore[misc]
+    "server": ServerConfig,
+    "vonage": VonageConfig,
+    "metrics": MetricsConfig,
+    "paths": PathsConfig,
+    "admin": AdminConfig,
+    "call": CallConfig,
+    "pins": PinConfig,
+    "lockout": LockoutConfig,
+    "secrets": SecretsConfig,
 }
 
 

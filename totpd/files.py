@@ -14,7 +14,7 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o600) -> None:
             tmp.write(content)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
+        Path(tmp_name).replace(path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

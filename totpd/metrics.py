@@ -43,9 +43,7 @@ def create_metrics() -> Metrics:
     Info("totpd_build", "totpd version", registry=registry).info({"version": totpd.__version__})
     return Metrics(
         registry=registry,
-        calls=Counter(
-            "totpd_calls", "Calls ended, by outcome", ["outcome"], registry=registry
-        ),
+        calls=Counter("totpd_calls", "Calls ended, by outcome", ["outcome"], registry=registry),
         pin_failures=Counter(
             "totpd_pin_failures",
             "PIN entries refused, by the layer that refused them (pin = wrong PIN)",

@@ -53,7 +53,9 @@ class Account:
         if not self.label.strip() or len(self.label) > MAX_LABEL_CHARS:
             raise EnrolError(f"spoken label must be 1-{MAX_LABEL_CHARS} characters")
         if self.algorithm not in ALGORITHMS:
-            raise EnrolError(f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512")
+            raise EnrolError(
+                f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512"
+            )
         if not 6 <= self.digits <= 8:
             raise EnrolError(f"digits must be 6 to 8, not {self.digits}")
         if self.period_s < 1:

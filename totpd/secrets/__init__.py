@@ -4,6 +4,7 @@ Everything goes through the `keyring` API, so the backend (totpd's own vault, Se
 Service, ...) is a configuration choice that no other module sees.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from totpd.config import SIGNATURE_SECRET_ENV, Config, check_secret_file
 from totpd.errors import ConfigError, SecretStoreError
 
 SERVICE = "totpd"
-SIGNATURE_SECRET_NAME = "vonage:signature-secret"
+SIGNATURE_SECRET_NAME = "vonage:signature-secret"  # noqa: S105 - an entry name
 SIGNATURE_CREDENTIAL = "vonage-signature-secret"
 
 
@@ -42,10 +43,8 @@ class SecretStore:
             raise SecretStoreError(f"secret store: cannot write ({type(exc).__name__})") from None
 
     def _delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(KeyringError):  # already gone: deleting is idempotent
             self.backend.delete_password(SERVICE, key)
-        except KeyringError:
-            pass  # already gone: deleting is idempotent
 
     def seed(self, account: str) -> str:
         """The base32 seed of `account`; SecretStoreError when it has none."""

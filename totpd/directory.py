@@ -1,0 +1,121 @@
+"""The directory: enrolled accounts (not their secrets) and users, in one JSON file.
+
+The admin CLI and the daemon both write it (PIN rehash, HOTP counters), so every change is a
+read-modify-write under an exclusive file lock, and every write is atomic.
+"""
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from totpd.errors import DirectoryError
+from totpd.files import write_atomic
+from totpd.otp import Account, Kind
+from totpd.users import User
+
+DIRECTORY_FILE = "directory.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Accounts and users, keyed by name (insertion order is enrolment order)."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+
+    def user_by_number(self, number: int) -> User | None:
+        """The user whose keypad number is `number`, if any."""
+        return next((u for u in self.users.values() if u.number == number), None)
+
+    def with_account(self, account: Account) -> "Directory":
+        """A copy with `account` added or replaced."""
+        return replace(self, accounts={**self.accounts, account.name: account})
+
+    def with_user(self, user: User) -> "Directory":
+        """A copy with `user` added or replaced, after checking its accounts and number."""
+        unknown = [a for a in user.accounts if a not in self.accounts]
+        if unknown:
+            raise DirectoryError(f"unknown account(s): {', '.join(unknown)}")
+        clash = self.user_by_number(user.number)
+        if clash is not None and clash.name != user.name:
+            raise DirectoryError(f"user number {user.number} belongs to {clash.name!r}")
+        return replace(self, users={**self.users, user.name: user})
+
+    def next_user_number(self) -> int:
+        """The smallest keypad number not yet taken."""
+        taken = {u.number for u in self.users.values()}
+        return next(n for n in range(1, len(taken) + 2) if n not in taken)
+
+
+def _encode(directory: Directory) -> bytes:
+    document = {
+        "version": FORMAT_VERSION,
+        "accounts": [asdict(a) for a in directory.accounts.values()],
+        "users": [asdict(u) for u in directory.users.values()],
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+def _decode(raw: bytes, path: Path) -> Directory:
+    try:
+        document: dict[str, Any] = json.loads(raw)
+        if document.get("version") != FORMAT_VERSION:
+            raise DirectoryError(f"{path}: unsupported format version")
+        accounts = [Account(**{**a, "kind": Kind(a["kind"])}) for a in document["accounts"]]
+        users = [
+            User(**{**u, "accounts": tuple(u["accounts"]), "callers": tuple(u["callers"])})
+            for u in document["users"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DirectoryError(f"{path}: corrupted directory file ({type(exc).__name__})") from None
+    return Directory({a.name: a for a in accounts}, {u.name: u for u in users})
+
+
+class DirectoryFile:
+    """The directory on disk, re-read whenever another process has replaced it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / DIRECTORY_FILE
+        self._lock_path = state_dir / f".{DIRECTORY_FILE}.lock"
+        self._cached: Directory = Directory()
+        self._cached_stamp: tuple[int, int] | None = None
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def current(self) -> Directory:
+        """The directory as on disk now (a stat per call; re-read only when it changed)."""
+        stamp = self._stamp()
+        if stamp != self._cached_stamp:
+            self._cached = (
+                Directory() if stamp is None else _decode(self.path.read_bytes(), self.path)
+            )
+            self._cached_stamp = stamp
+        return self._cached
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, change: Callable[[Directory], Directory]) -> Directory:
+        """Apply `change` to the current directory under the lock and save the result."""
+        with self._locked():
+            self._cached_stamp = None  # force a fresh read under the lock
+            updated = change(self.current())
+            write_atomic(self.path, _encode(updated))
+            return updated

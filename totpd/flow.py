@@ -1,0 +1,251 @@
+"""The call, as a pure state machine: `start` and `step` turn events into prompts.
+
+No I/O, no clock, no Argon2, no aiohttp: the web layer gathers the facts (who the user is,
+the PIN verdict) and renders the prompts. Read `step` top to bottom as the script of a call:
+
+    answer -> [user number] -> PIN -> menu (skipped for one account) -> code -> again / menu
+"""
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    """What the call waits for next; also the last path segment of the input webhook URL."""
+
+    USER = "user"
+    PIN = "pin"
+    MENU = "menu"
+    AFTER_CODE = "next"
+    ENDED = "ended"
+
+
+class PinVerdict(StrEnum):
+    """What the shell found when it checked a PIN. Every refusal sounds the same to the caller."""
+
+    ACCEPTED = "accepted"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    CALLER_NOT_ALLOWED = "caller_not_allowed"
+    UNAVAILABLE = "unavailable"
+
+
+class Ending(StrEnum):
+    """Why totpd hung up; also the `outcome` of a finished call."""
+
+    DONE = "done"
+    NO_INPUT = "no_input"
+    PIN_REFUSED = "pin_refused"
+    NO_ACCOUNTS = "no_accounts"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An account on the caller's menu."""
+
+    account: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """The state of one call, bound to Vonage's call `uuid`. A value: `step` returns a new one."""
+
+    uuid: str
+    caller: str
+    step: Step
+    user: str = ""
+    asks_user: bool = False
+    attempts: int = 0
+    misses: int = 0
+    choices: tuple[Choice, ...] = ()
+    account: str = ""
+    codes_read: int = 0
+
+
+# Events: what happened on the line, with the facts the shell resolved.
+@dataclass(frozen=True)
+class Silence:
+    """The caller typed nothing (input timed out) or said nothing recognisable."""
+
+
+@dataclass(frozen=True)
+class UserEntered:
+    """The caller typed a user number; `user` is "" when no such user exists."""
+
+    user: str
+
+
+@dataclass(frozen=True)
+class PinChecked:
+    """The shell checked the PIN; `choices` are the user's accounts when it was accepted."""
+
+    verdict: PinVerdict
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Keypad digits (and optional speech) at the menu or after a code."""
+
+    digits: str
+    speech: tuple[str, ...] = ()
+
+
+Event = Silence | UserEntered | PinChecked | Keys
+
+
+# Prompts: what the caller hears next. The last one of a list may wait for input.
+@dataclass(frozen=True)
+class AskUser:
+    """Ask for the user number."""
+
+    again: bool = False
+
+
+@dataclass(frozen=True)
+class AskPin:
+    """Ask for the PIN."""
+
+    again: bool = False
+
+
+@dataclass(frozen=True)
+class NotAccepted:
+    """The PIN was refused (wrong, locked out or not allowed: the caller cannot tell which)."""
+
+
+@dataclass(frozen=True)
+class NotAnOption:
+    """The key pressed or the name said matches nothing on offer."""
+
+
+@dataclass(frozen=True)
+class AskAccount:
+    """Read the menu of accounts."""
+
+    choices: tuple[Choice, ...]
+    again: bool = False
+
+
+@dataclass(frozen=True)
+class ReadCode:
+    """Read the current code of an account (the shell looks up the code and the time)."""
+
+    choice: Choice
+
+
+@dataclass(frozen=True)
+class AskNext:
+    """Offer to hear a fresh code, or (when there is more than one) another account."""
+
+    more_accounts: bool
+    again: bool = False
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    """Hang up."""
+
+    ending: Ending
+
+
+Prompt = AskUser | AskPin | NotAccepted | NotAnOption | AskAccount | ReadCode | AskNext | Goodbye
+Outcome = tuple[Call, list[Prompt]]
+
+
+def start(uuid: str, caller: str, sole_user: str | None) -> Outcome:
+    """A new call. With exactly one user (`sole_user`) skip straight to the PIN."""
+    if sole_user is None:
+        return Call(uuid, caller, Step.USER, asks_user=True), [AskUser()]
+    return Call(uuid, caller, Step.PIN, user=sole_user), [AskPin()]
+
+
+def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
+    """The call's next state and prompts after `event`."""
+    if isinstance(event, Silence):
+        return _missed(call, None)
+    match call.step, event:
+        case Step.USER, UserEntered(user=user):
+            return replace(call, step=Step.PIN, user=user, misses=0), [AskPin()]
+        case Step.PIN, PinChecked(verdict=PinVerdict.ACCEPTED, choices=choices):
+            return _accepted(replace(call, misses=0, choices=choices))
+        case Step.PIN, PinChecked():
+            return _refused(call, max_pin_attempts)
+        case Step.MENU, Keys() as keys:
+            choice = _pick(call.choices, keys)
+            return _read(call, choice) if choice else _missed(call, NotAnOption())
+        case Step.AFTER_CODE, Keys(digits="1"):
+            return _read(call, next(c for c in call.choices if c.account == call.account))
+        case Step.AFTER_CODE, Keys(digits="2") if len(call.choices) > 1:
+            return replace(call, step=Step.MENU, misses=0), [AskAccount(call.choices)]
+        case Step.AFTER_CODE, Keys():
+            return _missed(call, NotAnOption())
+    raise ValueError(f"event {type(event).__name__} does not belong to step {call.step}")
+
+
+def _accepted(call: Call) -> Outcome:
+    if not call.choices:
+        return _end(call, Ending.NO_ACCOUNTS)
+    if len(call.choices) == 1:
+        return _read(call, call.choices[0])
+    return replace(call, step=Step.MENU), [AskAccount(call.choices)]
+
+
+def _refused(call: Call, max_pin_attempts: int) -> Outcome:
+    attempts = call.attempts + 1
+    call = replace(call, attempts=attempts, misses=0)
+    if attempts >= max_pin_attempts:
+        ended, prompts = _end(call, Ending.PIN_REFUSED)
+        return ended, [NotAccepted(), *prompts]
+    if call.asks_user:
+        return replace(call, step=Step.USER, user=""), [NotAccepted(), AskUser()]
+    return call, [NotAccepted(), AskPin()]
+
+
+def _read(call: Call, choice: Choice) -> Outcome:
+    read = replace(
+        call, step=Step.AFTER_CODE, account=choice.account, codes_read=call.codes_read + 1, misses=0
+    )
+    return read, [ReadCode(choice), AskNext(more_accounts=len(call.choices) > 1)]
+
+
+def _missed(call: Call, said: Prompt | None) -> Outcome:
+    """Silence or a wrong key: ask once more, then hang up."""
+    if call.misses >= 1:
+        ending = Ending.DONE if call.codes_read else Ending.NO_INPUT
+        ended, prompts = _end(call, ending)
+        return ended, [said, *prompts] if said else prompts
+    again: Prompt
+    match call.step:
+        case Step.USER:
+            again = AskUser(again=True)
+        case Step.PIN:
+            again = AskPin(again=True)
+        case Step.MENU:
+            again = AskAccount(call.choices, again=True)
+        case _:
+            again = AskNext(more_accounts=len(call.choices) > 1, again=True)
+    missed = replace(call, misses=call.misses + 1)
+    return missed, [said, again] if said else [again]
+
+
+def _end(call: Call, ending: Ending) -> Outcome:
+    return replace(call, step=Step.ENDED), [Goodbye(ending)]
+
+
+def _pick(choices: tuple[Choice, ...], keys: Keys) -> Choice | None:
+    """The menu entry for a key press ("2") or a spoken name ("github")."""
+    if keys.digits.isdigit() and 1 <= int(keys.digits) <= len(choices):
+        return choices[int(keys.digits) - 1]
+    for heard in keys.speech:
+        words = heard.casefold().split()
+        for choice in choices:
+            if choice.label.casefold() in heard.casefold() or choice.account in words:
+                return choice
+    return None
+
+
+def outcome(call: Call) -> str:
+    """How a call that the caller hung up on ended, for metrics."""
+    return Ending.DONE if call.codes_read else "abandoned"

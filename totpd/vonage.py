@@ -1,0 +1,231 @@
+"""Vonage's signed webhooks: verifying (and, for the emulator and tests, signing) them, and
+parsing their payloads into typed values. Everything here is pure; the time is an argument.
+
+Verification follows VONAGE.md, failing closed, in this order: token present, header `alg` is
+HS256, signature, `iat` fresh, `payload_hash` matches the raw body, `application_id` (when
+configured). The `jti` replay check needs shared state, so the web layer does it last.
+"""
+
+import hashlib
+import hmac
+import json
+import re
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from totpd.errors import WebhookRejected
+
+MAX_DIGITS = 20
+DIGITS_PATTERN = re.compile(r"[0-9*#]{0,20}")
+UUID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
+CALLER_PATTERN = re.compile(r"\+?[0-9]{1,20}")
+FINAL_STATUSES = frozenset(
+    {
+        "completed",
+        "busy",
+        "cancelled",
+        "unanswered",
+        "disconnected",
+        "rejected",
+        "failed",
+        "timeout",
+    }
+)
+_DECODE_OPTIONS: Any = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,  # checked below, with our own skew and age rules
+    "verify_aud": False,
+    "verify_iss": False,
+}
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The verified claims totpd uses."""
+
+    jti: str
+    iat: int
+
+
+def get_payload(query: Iterable[tuple[str, str]]) -> bytes:
+    """The bytes Vonage hashes for a GET webhook: its query as compact JSON, in arrival order."""
+    members = ",".join(
+        f"{json.dumps(k, ensure_ascii=False)}:{json.dumps(v, ensure_ascii=False)}" for k, v in query
+    )
+    return f"{{{members}}}".encode()
+
+
+def verify_webhook(
+    authorization: str | None,
+    payload: bytes,
+    secret: bytes,
+    now_s: float,
+    max_age_s: int,
+    skew_s: int,
+    application_id: str = "",
+) -> Claims:
+    """Check a webhook's signed JWT against the raw `payload`; raise WebhookRejected(reason)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise WebhookRejected("unsigned")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError:
+        raise WebhookRejected("malformed_token") from None
+    if header.get("alg") != "HS256":
+        raise WebhookRejected("bad_algorithm")
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options=_DECODE_OPTIONS)
+    except jwt.InvalidSignatureError:
+        raise WebhookRejected("bad_signature") from None
+    except jwt.InvalidTokenError:
+        raise WebhookRejected("malformed_token") from None
+    iat, jti, payload_hash = claims.get("iat"), claims.get("jti"), claims.get("payload_hash")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise WebhookRejected("malformed_token")
+    if iat > now_s + skew_s:
+        raise WebhookRejected("future_token")
+    if iat < now_s - max_age_s - skew_s:
+        raise WebhookRejected("stale_token")
+    if not isinstance(payload_hash, str) or not hmac.compare_digest(
+        payload_hash.lower(), hashlib.sha256(payload).hexdigest()
+    ):
+        raise WebhookRejected("bad_payload_hash")
+    if application_id and not hmac.compare_digest(
+        str(claims.get("application_id", "")), application_id
+    ):
+        raise WebhookRejected("wrong_application")
+    if not isinstance(jti, str) or not 0 < len(jti) <= 128:
+        raise WebhookRejected("malformed_token")
+    return Claims(jti=jti, iat=int(iat))
+
+
+def sign_webhook(
+    payload: bytes, secret: bytes, now_s: float, application_id: str, api_key: str = "totpd"
+) -> str:
+    """An `Authorization` header value for `payload`, signed as Vonage signs webhooks."""
+    claims = {
+        "iat": int(now_s),
+        "jti": str(uuidlib.uuid4()),
+        "iss": "Vonage",
+        "payload_hash": hashlib.sha256(payload).hexdigest(),
+        "api_key": api_key,
+        "application_id": application_id,
+    }
+    return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
+
+
+# Payloads. Bad input raises WebhookRejected(reason, 400): a clear 4xx, never a crash.
+@dataclass(frozen=True)
+class CallStart:
+    """The answer webhook: a call arrived."""
+
+    uuid: str
+    caller: str  # "" when withheld or not a phone number
+
+
+@dataclass(frozen=True)
+class InputResult:
+    """An input webhook: what the caller typed or said."""
+
+    uuid: str
+    digits: str
+    timed_out: bool
+    speech: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallStatus:
+    """The event webhook: call progress."""
+
+    uuid: str
+    status: str
+
+    @property
+    def is_final(self) -> bool:
+        """True when the call is over and its state can go."""
+        return self.status in FINAL_STATUSES
+
+
+def _bad(reason: str) -> WebhookRejected:
+    return WebhookRejected(reason, status=400)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """A JSON object from a POST body."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _bad("malformed_json") from None
+    if not isinstance(document, dict):
+        raise _bad("malformed_json")
+    return document
+
+
+def _uuid(fields: dict[str, Any]) -> str:
+    value = fields.get("uuid")
+    if not isinstance(value, str) or not UUID_PATTERN.fullmatch(value):
+        raise _bad("bad_uuid")
+    return value
+
+
+def parse_answer(fields: dict[str, Any]) -> CallStart:
+    """The answer webhook's parameters (query for GET, JSON body for POST)."""
+    caller = fields.get("from")
+    number = caller if isinstance(caller, str) and CALLER_PATTERN.fullmatch(caller) else ""
+    return CallStart(uuid=_uuid(fields), caller=number.removeprefix("+"))
+
+
+def _dtmf(value: Any) -> tuple[str, bool]:
+    if value is None:
+        return "", True
+    if isinstance(value, str):  # the pre-2020 shape: a plain string of digits
+        digits, timed_out = value, value == ""
+    elif isinstance(value, dict):
+        digits, timed_out = value.get("digits", ""), value.get("timed_out", False)
+        if digits is None:
+            digits = ""
+    else:
+        raise _bad("bad_dtmf")
+    if not isinstance(digits, str) or not isinstance(timed_out, bool):
+        raise _bad("bad_dtmf")
+    if not DIGITS_PATTERN.fullmatch(digits):
+        raise _bad("bad_dtmf")
+    return digits, timed_out
+
+
+def _speech(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise _bad("bad_speech")
+    results = value.get("results") or []
+    if not isinstance(results, list) or len(results) > 10:
+        raise _bad("bad_speech")
+    texts = []
+    for result in results:
+        text = result.get("text") if isinstance(result, dict) else None
+        if not isinstance(text, str) or len(text) > 200:
+            raise _bad("bad_speech")
+        texts.append(text)
+    return tuple(texts)
+
+
+def parse_input(fields: dict[str, Any]) -> InputResult:
+    """An input webhook's JSON body, in the current or the pre-2020 shape."""
+    digits, timed_out = _dtmf(fields.get("dtmf"))
+    return InputResult(_uuid(fields), digits, timed_out, _speech(fields.get("speech")))
+
+
+def parse_status(fields: dict[str, Any]) -> CallStatus:
+    """An event webhook's JSON body."""
+    status = fields.get("status")
+    if not isinstance(status, str) or len(status) > 32:
+        raise _bad("bad_status")
+    return CallStatus(_uuid(fields), status)
