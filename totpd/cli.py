@@ -1,0 +1,311 @@
+"""The `totpd` command: parse the arguments, call one service, print the result.
+
+Secrets (seeds, PINs) are read from standard input or a no-echo prompt, never from argv.
+Errors are one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from totpd import __version__
+from totpd import config as config_module
+from totpd.config import Config
+from totpd.directory import Directory, DirectoryFile
+from totpd.errors import DirectoryError, EnrolError, TotpdError
+from totpd.otp import Account, Kind, reading_at
+from totpd.secrets import open_store
+from totpd.users import MAX_ACCOUNTS_PER_USER, PinHasher, User
+
+Command = Callable[[argparse.Namespace, Config], int]
+
+
+def read_secret(prompt: str, confirm: bool = False) -> str:
+    """One line from stdin when it is not a terminal; otherwise a no-echo prompt."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise TotpdError(f"nothing on standard input ({prompt.rstrip(': ')})")
+        return line
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Again: ") != first:
+        raise TotpdError("the two entries differ")
+    return first
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+# account ---------------------------------------------------------------------------------
+def add_account(config: Config, account: Account, secret: str) -> None:
+    """Enrol `account`: its seed into the secret store, the rest into the directory."""
+    directory = DirectoryFile(config.paths.state_dir)
+    if account.name in directory.current().accounts:
+        raise DirectoryError(f"account {account.name!r} already exists (remove it first)")
+    open_store(config).set_seed(account.name, secret)
+
+    def change(current: Directory) -> Directory:
+        if account.name in current.accounts:
+            raise DirectoryError(f"account {account.name!r} already exists (remove it first)")
+        return current.with_account(account)
+
+    directory.update(change)
+
+
+def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
+    """Enrol one account from an otpauth:// URI or a base32 secret on stdin."""
+    from totpd.enrol import parse_text
+
+    enrolments = parse_text(read_secret("otpauth:// URI or base32 secret: "))
+    if len(enrolments) != 1:
+        raise EnrolError("expected exactly one account; use `totpd account import` for exports")
+    found = enrolments[0]
+    account = replace(found.account, name=args.name, label=args.label or found.account.label)
+    add_account(config, account, found.secret)
+    print(f"enrolled {account.name} ({account.kind}, {account.digits} digits)")
+    return 0
+
+
+def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
+    """List accounts, never their secrets."""
+    directory = DirectoryFile(config.paths.state_dir).current()
+    for account in directory.accounts.values():
+        users = ",".join(u.name for u in directory.users.values() if account.name in u.accounts)
+        timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
+        print(
+            f"{account.name}\t{account.label}\t{account.kind}\t{account.algorithm}"
+            f"\t{account.digits}\t{timing}\t{users or '-'}"
+        )
+    return 0
+
+
+def cmd_account_remove(args: argparse.Namespace, config: Config) -> int:
+    """Forget an account and its seed, and take it off every user's menu."""
+
+    def change(current: Directory) -> Directory:
+        if args.name not in current.accounts:
+            raise DirectoryError(f"no account {args.name!r}")
+        users = {
+            n: replace(u, accounts=tuple(a for a in u.accounts if a != args.name))
+            for n, u in current.users.items()
+        }
+        accounts = {n: a for n, a in current.accounts.items() if n != args.name}
+        return Directory(accounts, users)
+
+    DirectoryFile(config.paths.state_dir).update(change)
+    open_store(config).delete_seed(args.name)
+    print(f"removed {args.name}")
+    return 0
+
+
+def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
+    """Print an account's current code (HOTP: the next one, and advance the counter)."""
+    import time
+
+    directory = DirectoryFile(config.paths.state_dir)
+    account = directory.current().accounts.get(args.name)
+    if account is None:
+        raise DirectoryError(f"no account {args.name!r}")
+    reading = reading_at(account, open_store(config).seed(args.name), time.time(), 0)
+    if account.kind is Kind.HOTP:
+
+        def advance(current: Directory) -> Directory:
+            now = current.accounts[args.name]
+            return current.with_account(replace(now, counter=now.counter + 1))
+
+        directory.update(advance)
+        print(reading.digits)
+    else:
+        print(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")
+    return 0
+
+
+# user ------------------------------------------------------------------------------------
+def _checked_accounts(names: tuple[str, ...]) -> tuple[str, ...]:
+    if len(names) > MAX_ACCOUNTS_PER_USER:
+        raise DirectoryError(f"a user has at most {MAX_ACCOUNTS_PER_USER} accounts (one key each)")
+    return names
+
+
+def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
+    """Add a user with a PIN (from stdin, or typed twice) and the accounts they may hear."""
+    accounts = _checked_accounts(_names(args.accounts))
+    pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
+
+    def change(current: Directory) -> Directory:
+        if args.name in current.users:
+            raise DirectoryError(f"user {args.name!r} already exists")
+        number = args.number or current.next_user_number()
+        callers = _names(args.callers or "")
+        return current.with_user(User(args.name, number, pin_hash, accounts, callers))
+
+    added = DirectoryFile(config.paths.state_dir).update(change).users[args.name]
+    print(f"added user {added.name} (keypad number {added.number})")
+    return 0
+
+
+def _change_user(config: Config, name: str, change: Callable[[User], User | None]) -> None:
+    def apply(current: Directory) -> Directory:
+        user = current.users.get(name)
+        if user is None:
+            raise DirectoryError(f"no user {name!r}")
+        changed = change(user)
+        if changed is None:
+            return Directory(
+                current.accounts, {n: u for n, u in current.users.items() if n != name}
+            )
+        return current.with_user(changed)
+
+    DirectoryFile(config.paths.state_dir).update(apply)
+
+
+def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
+    """Set a user's PIN."""
+    pin_hash = PinHasher(config.pins).hash(read_secret("New PIN: ", confirm=True))
+    _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
+    print(f"PIN changed for {args.name}")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
+    """Remove a user."""
+    _change_user(config, args.name, lambda u: None)
+    print(f"removed user {args.name}")
+    return 0
+
+
+def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
+    """Replace the accounts a user may hear."""
+    accounts = _checked_accounts(_names(args.accounts))
+    _change_user(config, args.name, lambda u: replace(u, accounts=accounts))
+    print(f"{args.name} now hears: {', '.join(accounts) or 'nothing'}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
+    """List users: name, keypad number, accounts, caller allowlist."""
+    for user in DirectoryFile(config.paths.state_dir).current().users.values():
+        callers = ",".join(user.callers) or "any"
+        print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
+    return 0
+
+
+# daemon and tools ------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """Run the daemon."""
+    from totpd.daemon import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    serve(config)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    """Validate the config, open the secret store and the directory."""
+    store = open_store(config)
+    if not store.signature_secret(config):
+        raise TotpdError("no Vonage signature secret is configured")
+    directory = DirectoryFile(config.paths.state_dir).current()
+    print(
+        f"{config.source}: OK ({len(directory.accounts)} accounts, {len(directory.users)} users,"
+        f" webhooks on {config.server.listen}, public URL {config.server.public_url})"
+    )
+    return 0
+
+
+def cmd_call(args: argparse.Namespace, config: Config) -> int:
+    """Walk one call through a running daemon, as Vonage would."""
+    from totpd.emulator import Line, place_call, scripted_keypad, terminal_keypad
+
+    secret = open_store(config).signature_secret(config)
+    if not secret:
+        raise TotpdError("no Vonage signature secret is configured")
+    listen = config.server.listen
+    line = Line(
+        base_url=args.url or f"http://{listen}",
+        secret=secret.encode(),
+        application_id=config.vonage.application_id or "totpd-emulator",
+        caller=args.caller,
+        answer_method=args.answer_method,
+    )
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    keypad = scripted_keypad(args.press, say) if args.press else terminal_keypad(say)
+    return 0 if place_call(line, keypad, say) else 1
+
+
+# parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="totpd", description="A phone line to your TOTP codes.")
+    parser.add_argument(
+        "--config", type=Path, help=f"config file (default: ${config_module.CONFIG_ENV})"
+    )
+    parser.add_argument("--version", action="version", version=f"totpd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, run: Command
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, help=(run.__doc__ or "").splitlines()[0])
+        sub.set_defaults(run=run)
+        return sub
+
+    command(commands, "serve", cmd_serve)
+    command(commands, "check-config", cmd_check_config)
+    call = command(commands, "call", cmd_call)
+    call.add_argument("--url", help="daemon base URL (default: http://[server] listen)")
+    call.add_argument("--from", dest="caller", default="447700900001", help="caller's number")
+    call.add_argument(
+        "--press",
+        action="append",
+        default=[],
+        metavar="DIGITS",
+        help="keypad input for the next prompt ('' = silence, 'say:TEXT' = speech); repeatable",
+    )
+    call.add_argument("--answer-method", choices=["GET", "POST"], default="POST")
+
+    account = command(commands, "account", cmd_account_list)
+    accounts = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    add = command(accounts, "add", cmd_account_add)
+    add.add_argument("name")
+    add.add_argument("--label", help='what the voice calls it, e.g. "GitHub"')
+    command(accounts, "list", cmd_account_list)
+    command(accounts, "remove", cmd_account_remove).add_argument("name")
+    command(accounts, "code", cmd_account_code).add_argument("name")
+
+    user = command(commands, "user", cmd_user_list)
+    users = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    user_add = command(users, "add", cmd_user_add)
+    user_add.add_argument("name")
+    user_add.add_argument("--accounts", required=True, help="comma-separated account names")
+    user_add.add_argument("--number", type=int, help="keypad number (default: the next free)")
+    user_add.add_argument("--callers", help="comma-separated caller numbers allowed (default any)")
+    command(users, "passwd", cmd_user_passwd).add_argument("name")
+    command(users, "remove", cmd_user_remove).add_argument("name")
+    assign = command(users, "assign", cmd_user_assign)
+    assign.add_argument("name")
+    assign.add_argument("--accounts", required=True, help="comma-separated account names")
+    command(users, "list", cmd_user_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `totpd` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_module.load(args.config)
+        status: int = args.run(args, config)
+    except TotpdError as exc:
+        print(f"totpd: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
