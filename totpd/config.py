@@ -117,10 +117,15 @@ class LockoutConfig:
 
 @dataclass(frozen=True)
 class SecretsConfig:
-    """[secrets]: which keyring backend holds the seeds ("vault" is totpd's own)."""
+    """[secrets]: which keyring backend holds the seeds ("vault" is totpd's own).
+
+    `sealed_key_file` is the vault key sealed by `totpd secrets init`, which the admin CLI
+    unseals when systemd has not; empty means /etc/credstore.encrypted/<key_credential>.cred.
+    """
 
     backend: str = "vault"
     key_credential: str = "totpd-vault-key"
+    sealed_key_file: str = ""
 
 
 @dataclass(frozen=True)
