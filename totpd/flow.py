@@ -97,6 +97,11 @@ Event = Silence | UserEntered | PinChecked | Keys
 
 # Prompts: what the caller hears next. The last one of a list may wait for input.
 @dataclass(frozen=True)
+class Welcome:
+    """The greeting, once per call."""
+
+
+@dataclass(frozen=True)
 class AskUser:
     """Ask for the user number."""
 
@@ -150,15 +155,25 @@ class Goodbye:
     ending: Ending
 
 
-Prompt = AskUser | AskPin | NotAccepted | NotAnOption | AskAccount | ReadCode | AskNext | Goodbye
+Prompt = (
+    Welcome
+    | AskUser
+    | AskPin
+    | NotAccepted
+    | NotAnOption
+    | AskAccount
+    | ReadCode
+    | AskNext
+    | Goodbye
+)
 Outcome = tuple[Call, list[Prompt]]
 
 
 def start(uuid: str, caller: str, sole_user: str | None) -> Outcome:
     """A new call. With exactly one user (`sole_user`) skip straight to the PIN."""
     if sole_user is None:
-        return Call(uuid, caller, Step.USER, asks_user=True), [AskUser()]
-    return Call(uuid, caller, Step.PIN, user=sole_user), [AskPin()]
+        return Call(uuid, caller, Step.USER, asks_user=True), [Welcome(), AskUser()]
+    return Call(uuid, caller, Step.PIN, user=sole_user), [Welcome(), AskPin()]
 
 
 def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
@@ -216,16 +231,17 @@ def _missed(call: Call, said: Prompt | None) -> Outcome:
         ending = Ending.DONE if call.codes_read else Ending.NO_INPUT
         ended, prompts = _end(call, ending)
         return ended, [said, *prompts] if said else prompts
+    silent = said is None  # a wrong key is answered by `said`; silence by asking "again"
     again: Prompt
     match call.step:
         case Step.USER:
-            again = AskUser(again=True)
+            again = AskUser(again=silent)
         case Step.PIN:
-            again = AskPin(again=True)
+            again = AskPin(again=silent)
         case Step.MENU:
-            again = AskAccount(call.choices, again=True)
+            again = AskAccount(call.choices, again=silent)
         case _:
-            again = AskNext(more_accounts=len(call.choices) > 1, again=True)
+            again = AskNext(more_accounts=len(call.choices) > 1, again=silent)
     missed = replace(call, misses=call.misses + 1)
     return missed, [said, again] if said else [again]
 

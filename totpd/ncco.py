@@ -20,6 +20,7 @@ from totpd.flow import (
     NotAnOption,
     Prompt,
     Step,
+    Welcome,
 )
 from totpd.otp import Reading
 
@@ -84,8 +85,10 @@ def _code_text(say: SayCode, config: CallConfig) -> str:
 
 def _text(prompt: Speakable, config: CallConfig) -> str:
     match prompt:
+        case Welcome():
+            return "Welcome."
         case AskUser(again=again):
-            lead = "I did not get that. " if again else "Welcome. "
+            lead = "I did not get that. " if again else ""
             return lead + "Please enter your user number, then press hash."
         case AskPin(again=again):
             lead = "I did not get that. " if again else ""
@@ -94,15 +97,14 @@ def _text(prompt: Speakable, config: CallConfig) -> str:
             return "That PIN was not accepted."
         case NotAnOption():
             return "That is not an option."
-        case AskAccount(choices=choices):
+        case AskAccount(choices=choices, again=again):
             menu = " ".join(f"For {escape(c.label)}, press {i}." for i, c in enumerate(choices, 1))
-            return menu + (" Or say its name." if config.speech_menu else "")
-        case AskNext(more_accounts=more):
-            return (
-                "Press 1 to hear a fresh code"
-                + (", 2 for another account," if more else ",")
-                + " or hang up."
-            )
+            lead = "I did not get that. " if again else ""
+            return lead + menu + (" Or say its name." if config.speech_menu else "")
+        case AskNext(more_accounts=more, again=again):
+            lead = "I did not get that. " if again else ""
+            another = ", 2 for another account," if more else ","
+            return f"{lead}Press 1 to hear a fresh code{another} or hang up."
         case SayCode():
             return _code_text(prompt, config)
         case Goodbye(ending=ending):

@@ -147,7 +147,7 @@ async def input_step(request: web.Request) -> web.Response:
     try:
         step = Step(request.match_info["step"])
     except ValueError:
-        raise web.HTTPNotFound() from None
+        raise WebhookRejected("unknown_step", status=404) from None
     result = vonage.parse_input(await _authenticate(request))
     call = await services.calls.claim(result.uuid, step)
     if call is None:

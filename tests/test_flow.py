@@ -1,0 +1,134 @@
+"""The call flow as transcripts: events in, the words a caller hears out, top to bottom."""
+
+from totpd.config import CallConfig
+from totpd.emulator import plain_text
+from totpd.flow import (
+    Call,
+    Choice,
+    Event,
+    Keys,
+    PinChecked,
+    PinVerdict,
+    Prompt,
+    ReadCode,
+    Silence,
+    Step,
+    UserEntered,
+    start,
+    step,
+)
+from totpd.ncco import SayCode, Speakable, render
+from totpd.otp import Reading
+
+GITHUB = Choice("github", "GitHub")
+GMAIL = Choice("gmail", "Gmail")
+ACCEPTED_ONE = PinChecked(PinVerdict.ACCEPTED, (GITHUB,))
+ACCEPTED_TWO = PinChecked(PinVerdict.ACCEPTED, (GMAIL, GITHUB))
+WRONG = PinChecked(PinVerdict.WRONG)
+LOCKED = PinChecked(PinVerdict.LOCKED)
+CONFIG = CallConfig()
+
+
+def heard(prompts: list[Prompt], call: Call) -> str:
+    """What the caller hears before the line waits, with codes resolved as the shell would."""
+    resolved: list[Speakable] = [
+        SayCode(p.choice.label, Reading("123456", 20)) if isinstance(p, ReadCode) else p
+        for p in prompts
+    ]
+    ncco = render(resolved, call.step, "https://x.test", CONFIG)
+    if call.step is not Step.ENDED:
+        ncco = ncco[:-1]  # the safety-net goodbye, heard only if a webhook fails
+    return " ".join(plain_text(a["text"]) for a in ncco if a["action"] == "talk")
+
+
+def transcript(sole_user: str | None, events: list[Event], max_attempts: int = 3) -> list[str]:
+    call, prompts = start("uuid-1", "447700900001", sole_user)
+    lines = [heard(list(prompts), call)]
+    for event in events:
+        call, prompts = step(call, event, max_attempts)
+        lines.append(heard(list(prompts), call))
+    lines.append(f"[{call.step}]")
+    return lines
+
+
+def test_one_user_one_account_goes_straight_to_the_code() -> None:
+    assert transcript("alice", [ACCEPTED_ONE, Keys("1"), Silence(), Silence()]) == [
+        "Welcome. Please enter your PIN, then press hash.",
+        "Your GitHub code is: 1 2 3 4 5 6. Again: 1 2 3 4 5 6. It is valid for 20 seconds."
+        " Press 1 to hear a fresh code, or hang up.",
+        "Your GitHub code is: 1 2 3 4 5 6. Again: 1 2 3 4 5 6. It is valid for 20 seconds."
+        " Press 1 to hear a fresh code, or hang up.",
+        "I did not get that. Press 1 to hear a fresh code, or hang up.",
+        "Goodbye.",
+        "[ended]",
+    ]
+
+
+def test_menu_by_key_then_another_account() -> None:
+    lines = transcript("alice", [ACCEPTED_TWO, Keys("2"), Keys("2"), Keys("1")])
+    assert lines[1] == "For Gmail, press 1. For GitHub, press 2."
+    assert lines[2].startswith("Your GitHub code is: 1 2 3 4 5 6.")
+    assert lines[2].endswith("Press 1 to hear a fresh code, 2 for another account, or hang up.")
+    assert lines[3] == "For Gmail, press 1. For GitHub, press 2."
+    assert lines[4].startswith("Your Gmail code is")
+    assert lines[-1] == "[next]"
+
+
+def test_menu_by_spoken_name() -> None:
+    lines = transcript("alice", [ACCEPTED_TWO, Keys("", ("github please",))])
+    assert lines[2].startswith("Your GitHub code is")
+
+
+def test_three_wrong_pins_end_the_call() -> None:
+    assert transcript("alice", [WRONG, LOCKED, WRONG]) == [
+        "Welcome. Please enter your PIN, then press hash.",
+        "That PIN was not accepted. Please enter your PIN, then press hash.",
+        "That PIN was not accepted. Please enter your PIN, then press hash.",
+        "That PIN was not accepted. Goodbye.",
+        "[ended]",
+    ]
+
+
+def test_attempt_cap_is_configurable() -> None:
+    assert transcript("alice", [WRONG], max_attempts=1)[-2:] == [
+        "That PIN was not accepted. Goodbye.",
+        "[ended]",
+    ]
+
+
+def test_silence_reprompts_once_then_goodbye() -> None:
+    assert transcript("alice", [Silence(), Silence()]) == [
+        "Welcome. Please enter your PIN, then press hash.",
+        "I did not get that. Please enter your PIN, then press hash.",
+        "I did not hear anything. Goodbye.",
+        "[ended]",
+    ]
+
+
+def test_several_users_ask_for_the_user_number_first() -> None:
+    lines = transcript(None, [UserEntered("bob"), WRONG, UserEntered("bob"), ACCEPTED_ONE])
+    assert lines[0] == "Welcome. Please enter your user number, then press hash."
+    assert lines[1] == "Please enter your PIN, then press hash."
+    # A refusal goes back to the user number, in case that was the mistake.
+    assert lines[2] == "That PIN was not accepted. Please enter your user number, then press hash."
+    assert lines[4].startswith("Your GitHub code is")
+
+
+def test_wrong_menu_key_is_not_an_option_then_goodbye() -> None:
+    lines = transcript("alice", [ACCEPTED_TWO, Keys("7"), Keys("9")])
+    assert lines[2] == "That is not an option. For Gmail, press 1. For GitHub, press 2."
+    assert lines[3] == "That is not an option. I did not hear anything. Goodbye."
+
+
+def test_no_accounts_assigned() -> None:
+    lines = transcript("alice", [PinChecked(PinVerdict.ACCEPTED, ())])
+    assert lines[1:] == ["There are no accounts for you. Goodbye.", "[ended]"]
+
+
+def test_every_refusal_sounds_the_same() -> None:
+    said = {
+        verdict: transcript("alice", [PinChecked(verdict)])[1]
+        for verdict in PinVerdict
+        if verdict is not PinVerdict.ACCEPTED
+    }
+    assert len(set(said.values())) == 1
