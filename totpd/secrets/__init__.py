@@ -4,16 +4,15 @@ Everything goes through the `keyring` API, so the backend (totpd's own vault, Se
 Service, ...) is a configuration choice that no other module sees.
 """
 
-import contextlib
 import os
 from pathlib import Path
 
 import keyring.core
 from keyring.backend import KeyringBackend
-from keyring.errors import KeyringError
+from keyring.errors import PasswordDeleteError
 
 from totpd.config import SIGNATURE_SECRET_ENV, Config, check_secret_file
-from totpd.errors import ConfigError, SecretStoreError
+from totpd.errors import ConfigError, SecretStoreError, TotpdError
 
 SERVICE = "totpd"
 SIGNATURE_SECRET_NAME = "vonage:signature-secret"  # noqa: S105 - an entry name
@@ -30,21 +29,40 @@ class SecretStore:
     def __init__(self, backend: KeyringBackend) -> None:
         self.backend = backend
 
+    def __repr__(self) -> str:
+        return f"SecretStore({self.backend!r})"
+
+    def _failure(self, doing: str, exc: Exception) -> SecretStoreError:
+        # A configurable backend may raise anything (D-Bus, OSError, ...): its type name is
+        # enough, and its message could quote what was being stored.
+        backend = type(self.backend).__name__
+        return SecretStoreError(f"secret store ({backend}): cannot {doing} ({type(exc).__name__})")
+
     def _get(self, key: str) -> str | None:
         try:
             return self.backend.get_password(SERVICE, key)
-        except KeyringError as exc:
-            raise SecretStoreError(f"secret store: cannot read ({type(exc).__name__})") from None
+        except TotpdError:
+            raise  # totpd's own vault already names the file
+        except Exception as exc:
+            raise self._failure("read", exc) from None
 
     def _set(self, key: str, value: str) -> None:
         try:
             self.backend.set_password(SERVICE, key, value)
-        except KeyringError as exc:
-            raise SecretStoreError(f"secret store: cannot write ({type(exc).__name__})") from None
+        except TotpdError:
+            raise
+        except Exception as exc:
+            raise self._failure("write", exc) from None
 
     def _delete(self, key: str) -> None:
-        with contextlib.suppress(KeyringError):  # already gone: deleting is idempotent
+        try:
             self.backend.delete_password(SERVICE, key)
+        except PasswordDeleteError:
+            pass  # already gone: deleting is idempotent
+        except TotpdError:
+            raise
+        except Exception as exc:
+            raise self._failure("delete", exc) from None
 
     def seed(self, account: str) -> str:
         """The base32 seed of `account`; SecretStoreError when it has none."""
@@ -98,11 +116,15 @@ def open_store(config: Config) -> SecretStore:
         from totpd.secrets.vault import open_vault
 
         return SecretStore(open_vault(config))
+    name = config.secrets.backend
     try:
-        backend = keyring.core.load_keyring(config.secrets.backend)
+        backend = keyring.core.load_keyring(name)
+    except RuntimeError as exc:  # the backend's `priority` says it cannot work on this host
+        raise ConfigError(f"secrets.backend: {name!r} is not usable here: {exc}") from None
     except (ImportError, AttributeError, TypeError, ValueError) as exc:
         raise ConfigError(
-            f"secrets.backend: cannot load keyring backend {config.secrets.backend!r}"
-            f" ({type(exc).__name__})"
+            f"secrets.backend: cannot load keyring backend {name!r} ({type(exc).__name__})"
         ) from None
+    if not isinstance(backend, KeyringBackend):
+        raise ConfigError(f"secrets.backend: {name!r} is not a keyring backend class")
     return SecretStore(backend)

@@ -1,83 +1,243 @@
-"""totpd's own keyring backend: an AES-256-GCM encrypted file in the state directory.
+"""totpd's own keyring backend: one AES-256-GCM encrypted file that only its key opens.
 
-First version: the key is a file beside the vault. (Issue "Secrets" seals it with systemd-creds.)
+File format, version 1 (every byte is authenticated; the header is the AEAD's associated data):
+
+    magic b"TOTPDVLT" | version 0x01 | key id (8 bytes) | nonce (12 bytes) | ciphertext + tag
+
+The key id is an HMAC of a fixed label under the key, so a wrong key is told apart from a
+tampered file without trying to decrypt. The plaintext is JSON: {service: {username: secret}}.
+
+Every read-modify-write holds an exclusive `flock` on a lock file beside the vault, and every
+read a shared one, so the daemon and the admin CLI can both write. Writes replace the file
+atomically (temp file, fsync, rename, fsync of the directory): a crash leaves the old vault or
+the new one, never a torn one.
 """
 
+import fcntl
+import hashlib
+import hmac
 import json
 import os
-import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
+from keyring.compat import properties
+from keyring.errors import KeyringError, PasswordDeleteError
 
-from totpd.config import Config
+from totpd.config import CONFIG_ENV, Config
 from totpd.errors import SecretStoreError
 from totpd.files import write_atomic
 
 VAULT_FILE = "vault.bin"
-KEY_FILE = "vault.key"
+MAGIC = b"TOTPDVLT"
+VERSION = 1
+KEY_BYTES = 32
+KEY_ID_BYTES = 8
 NONCE_BYTES = 12
+TAG_BYTES = 16
+HEADER_BYTES = len(MAGIC) + 1 + KEY_ID_BYTES
+MAX_VAULT_BYTES = 16 << 20
+
+Entries = dict[str, dict[str, str]]
+
+
+class VaultError(SecretStoreError, KeyringError):
+    """The vault cannot be opened, read or written; the message names the file, never a secret.
+
+    Both a totpd error (the CLI prints one line) and a keyring error (for keyring API callers).
+    """
+
+
+def key_id(key: bytes) -> bytes:
+    """A short, non-secret fingerprint of a vault key, stored in the vault's header."""
+    return hmac.new(key, b"totpd vault key id v1", hashlib.sha256).digest()[:KEY_ID_BYTES]
+
+
+def seal_entries(entries: Entries, key: bytes) -> bytes:
+    """Encrypt `entries` into the bytes of a version-1 vault file."""
+    header = MAGIC + bytes([VERSION]) + key_id(key)
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps(entries, sort_keys=True, separators=(",", ":")).encode()
+    return header + nonce + AESGCM(key).encrypt(nonce, plain, header)
+
+
+def open_entries(blob: bytes, key: bytes, path: Path, key_source: str) -> Entries:
+    """Decrypt and check the bytes of a vault file; VaultError naming `path` on any fault."""
+    if len(blob) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES:
+        raise VaultError(f"{path}: vault file is truncated ({len(blob)} bytes)")
+    if not blob.startswith(MAGIC):
+        raise VaultError(f"{path}: not a totpd vault file (bad magic)")
+    version = blob[len(MAGIC)]
+    if version != VERSION:
+        raise VaultError(
+            f"{path}: vault format version {version} is not supported (this totpd reads {VERSION})"
+        )
+    header = blob[:HEADER_BYTES]
+    if not hmac.compare_digest(header[len(MAGIC) + 1 :], key_id(key)):
+        raise VaultError(
+            f"{path}: the vault key from {key_source} is not the key this vault was written with"
+        )
+    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+    try:
+        plain = AESGCM(key).decrypt(nonce, blob[HEADER_BYTES + NONCE_BYTES :], header)
+    except InvalidTag:
+        raise VaultError(f"{path}: vault file is corrupted or was tampered with") from None
+    try:
+        entries = json.loads(plain)
+        valid = isinstance(entries, dict) and all(
+            isinstance(by_user, dict)
+            and all(isinstance(u, str) and isinstance(s, str) for u, s in by_user.items())
+            for by_user in entries.values()
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise VaultError(f"{path}: vault content is not in the expected shape")
+    result: Entries = entries
+    return result
 
 
 class VaultKeyring(KeyringBackend):
-    """A keyring backend whose entries live in one encrypted file."""
+    """A keyring backend whose entries live in one encrypted file.
 
-    priority = 0.1  # type: ignore[assignment]
+    totpd builds it with an explicit path and key. Built with no arguments (by the `keyring`
+    library, e.g. `keyring -b totpd.secrets.vault.VaultKeyring get totpd seed:NAME`), it opens
+    the vault of the config file named by $TOTPD_CONFIG.
+    """
 
-    def __init__(self, path: Path | None = None, key: bytes | None = None) -> None:
-        super().__init__()
+    @properties.classproperty
+    def priority(cls) -> float:
+        """Viable only where a totpd config is named; below any desktop keyring."""
+        if not os.environ.get(CONFIG_ENV):
+            raise RuntimeError(f"the totpd vault needs ${CONFIG_ENV}")
+        return 0.5
+
+    def __init__(
+        self, path: Path | None = None, key: bytes | None = None, key_source: str = ""
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring is untyped
+        if path is None and key is None:
+            from totpd.config import load
+            from totpd.secrets.key import locate_key
+
+            config = load(None)
+            vault_key = locate_key(config)
+            path, key, key_source = vault_path(config), vault_key.key, vault_key.source
         if path is None or key is None:
-            raise SecretStoreError("the totpd vault needs a path and a key")
+            raise VaultError("the totpd vault needs both a path and a key")
+        if len(key) != KEY_BYTES:
+            raise VaultError(
+                f"{path}: the vault key from {key_source or 'the caller'} is not {KEY_BYTES} bytes"
+            )
         self.path = path
-        self._aead = AESGCM(key)
+        self.key_source = key_source or "the given key"
+        self._key = key
+        self._lock_path = path.with_name(f".{path.name}.lock")
 
-    def _load(self) -> dict[str, str]:
+    def __repr__(self) -> str:
+        return f"VaultKeyring({str(self.path)!r})"
+
+    @contextmanager
+    def _locked(self, operation: int) -> Iterator[None]:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            blob = self.path.read_bytes()
+            fd = os.open(self._lock_path, flags, 0o600)
+        except OSError as exc:
+            raise VaultError(f"{self._lock_path}: cannot open lock file: {exc.strerror}") from None
+        try:
+            _give_to_directory_owner(fd, self._lock_path.parent)
+            fcntl.flock(fd, operation)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read(self) -> Entries:
+        try:
+            with self.path.open("rb") as vault:
+                blob = vault.read(MAX_VAULT_BYTES + 1)
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise SecretStoreError(f"{self.path}: cannot read vault: {exc.strerror}") from None
-        try:
-            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], None)
-        except (InvalidTag, ValueError):
-            raise SecretStoreError(f"{self.path}: vault is corrupted or the key is wrong") from None
-        entries: dict[str, str] = json.loads(plain)
-        return entries
+            raise VaultError(f"{self.path}: cannot read vault: {exc.strerror}") from None
+        if len(blob) > MAX_VAULT_BYTES:
+            raise VaultError(f"{self.path}: vault file is larger than {MAX_VAULT_BYTES} bytes")
+        return open_entries(blob, self._key, self.path, self.key_source)
 
-    def _save(self, entries: dict[str, str]) -> None:
-        nonce = os.urandom(NONCE_BYTES)
-        plain = json.dumps(entries, sort_keys=True).encode()
-        write_atomic(self.path, nonce + self._aead.encrypt(nonce, plain, None))
+    def _write(self, entries: Entries) -> None:
+        try:
+            write_atomic(self.path, seal_entries(entries, self._key), mode=0o600)
+            # An admin running as root must leave the vault readable by the service user,
+            # who owns the state directory; readers wait on the lock, so none sees the gap.
+            owner = _directory_owner(self.path.parent)
+            if owner is not None:
+                os.chown(self.path, *owner, follow_symlinks=False)
+        except OSError as exc:
+            raise VaultError(f"{self.path}: cannot write vault: {exc.strerror}") from None
+
+    def entries(self) -> Entries:
+        """Every entry in the vault (for backups)."""
+        with self._locked(fcntl.LOCK_SH):
+            return self._read()
+
+    def exists(self) -> bool:
+        """True when the vault file exists (an absent vault reads as empty)."""
+        return self.path.exists()
+
+    def replace_all(self, entries: Entries) -> None:
+        """Replace the whole content of the vault (restore, re-key)."""
+        with self._locked(fcntl.LOCK_EX):
+            self._write(entries)
 
     def get_password(self, service: str, username: str) -> str | None:
-        """Return the stored secret or None."""
-        return self._load().get(f"{service}\0{username}")
+        """Return the stored secret, or None when there is none."""
+        with self._locked(fcntl.LOCK_SH):
+            return self._read().get(service, {}).get(username)
 
     def set_password(self, service: str, username: str, password: str) -> None:
-        """Store a secret."""
-        entries = self._load()
-        entries[f"{service}\0{username}"] = password
-        self._save(entries)
+        """Store (or replace) a secret."""
+        with self._locked(fcntl.LOCK_EX):
+            entries = self._read()
+            entries.setdefault(service, {})[username] = password
+            self._write(entries)
 
     def delete_password(self, service: str, username: str) -> None:
-        """Delete a secret."""
-        entries = self._load()
-        if entries.pop(f"{service}\0{username}", None) is None:
-            raise PasswordDeleteError(username)
-        self._save(entries)
+        """Delete a secret; PasswordDeleteError when there is none."""
+        with self._locked(fcntl.LOCK_EX):
+            entries = self._read()
+            if entries.get(service, {}).pop(username, None) is None:
+                raise PasswordDeleteError(f"no entry {username!r} for service {service!r}")
+            if not entries[service]:
+                del entries[service]
+            self._write(entries)
+
+
+def _directory_owner(directory: Path) -> tuple[int, int] | None:
+    """The directory's (uid, gid) when running as root in someone else's directory, else None."""
+    if os.geteuid() != 0:
+        return None
+    st = directory.stat()
+    return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
+
+
+def _give_to_directory_owner(fd: int, directory: Path) -> None:
+    owner = _directory_owner(directory)
+    if owner is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchown(fd, *owner)
+
+
+def vault_path(config: Config) -> Path:
+    """Where the vault of `config` lives."""
+    return config.paths.state_dir / VAULT_FILE
 
 
 def open_vault(config: Config) -> VaultKeyring:
-    """Open (creating on first use) the vault and its key file in the state directory."""
-    state_dir = config.paths.state_dir
-    key_path = state_dir / KEY_FILE
-    if not key_path.exists():
-        write_atomic(key_path, secrets.token_bytes(32))
-    key = key_path.read_bytes()
-    if len(key) != 32:
-        raise SecretStoreError(f"{key_path}: not a 32-byte vault key")
-    return VaultKeyring(state_dir / VAULT_FILE, key)
+    """Open the vault of `config` with the key found for it (see totpd.secrets.key)."""
+    from totpd.secrets.key import locate_key
+
+    vault_key = locate_key(config)
+    return VaultKeyring(vault_path(config), vault_key.key, vault_key.source)

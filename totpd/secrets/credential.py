@@ -1,0 +1,80 @@
+"""Sealing and unsealing small secrets with `systemd-creds` (TPM2 when present, host key else).
+
+The secret only ever travels through pipes: it goes to `systemd-creds encrypt` on standard
+input and comes back from `systemd-creds decrypt` on standard output, never on a command line
+and never through a file on disk.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from totpd.errors import SecretStoreError
+
+SYSTEMD_CREDS = "systemd-creds"
+WITH_KEY_CHOICES = ("auto", "host", "tpm2", "host+tpm2")
+TIMEOUT_S = 120  # a TPM2 can take seconds per operation; a hung one must not hang the CLI
+# Harmless notices systemd-creds prints on hosts whose credential secret is not on encrypted media.
+_NOISE = ("is not located on encrypted media",)
+
+
+def _systemd_creds() -> str:
+    found = shutil.which(SYSTEMD_CREDS)
+    if found is None:
+        raise SecretStoreError(
+            f"{SYSTEMD_CREDS} not found: sealing the vault key needs systemd 250 or newer"
+        )
+    return found
+
+
+def _reason(stderr: bytes) -> str:
+    lines = [
+        line.strip()
+        for line in stderr.decode(errors="replace").splitlines()
+        if line.strip() and not any(noise in line for noise in _NOISE)
+    ]
+    return lines[-1] if lines else "no reason given"
+
+
+def _run(arguments: list[str], stdin: bytes, what: str) -> bytes:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed program, no shell, no secret in arguments
+            [_systemd_creds(), *arguments],
+            input=stdin,
+            capture_output=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SecretStoreError(f"{what}: {SYSTEMD_CREDS} took over {TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise SecretStoreError(f"{what}: cannot run {SYSTEMD_CREDS}: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise SecretStoreError(f"{what}: {SYSTEMD_CREDS} failed: {_reason(done.stderr)}")
+    return done.stdout
+
+
+def seal(secret: bytes, name: str, with_key: str = "auto") -> bytes:
+    """Encrypt `secret` as the systemd credential `name`; returns the .cred file's content."""
+    if with_key not in WITH_KEY_CHOICES:
+        raise SecretStoreError(f"--with-key must be one of {', '.join(WITH_KEY_CHOICES)}")
+    return _run(
+        ["encrypt", f"--with-key={with_key}", f"--name={name}", "-", "-"],
+        stdin=secret,
+        what=f"sealing credential {name!r}",
+    )
+
+
+def unseal(path: Path, name: str) -> bytes:
+    """Decrypt the credential file `path`, which must carry the embedded name `name`."""
+    try:
+        sealed = path.read_bytes()
+    except FileNotFoundError:
+        raise SecretStoreError(f"{path}: sealed credential not found") from None
+    except OSError as exc:
+        raise SecretStoreError(f"{path}: cannot read sealed credential: {exc.strerror}") from None
+    return _run(
+        ["decrypt", f"--name={name}", "--newline=no", "-", "-"],
+        stdin=sealed,
+        what=f"{path}: cannot unseal (needs root on the host that sealed it)",
+    )
