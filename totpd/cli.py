@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
-        group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, run: Command
+        group: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, run: Command
     ) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=(run.__doc__ or "").splitlines()[0])
         sub.set_defaults(run=run)
