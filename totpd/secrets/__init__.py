@@ -19,7 +19,8 @@ SIGNATURE_SECRET_NAME = "vonage:signature-secret"  # noqa: S105 - an entry name
 SIGNATURE_CREDENTIAL = "vonage-signature-secret"
 
 
-def _seed_key(account: str) -> str:
+def seed_entry(account: str) -> str:
+    """The keyring entry (username under service "totpd") that holds `account`'s seed."""
     return f"seed:{account}"
 
 
@@ -64,20 +65,28 @@ class SecretStore:
         except Exception as exc:
             raise self._failure("delete", exc) from None
 
+    def stored(self, entry: str) -> str | None:
+        """The raw value of a keyring entry under service "totpd" (backups), or None."""
+        return self._get(entry)
+
+    def put(self, entry: str, value: str) -> None:
+        """Store the raw value of a keyring entry under service "totpd" (restores)."""
+        self._set(entry, value)
+
     def seed(self, account: str) -> str:
         """The base32 seed of `account`; SecretStoreError when it has none."""
-        value = self._get(_seed_key(account))
+        value = self._get(seed_entry(account))
         if value is None:
             raise SecretStoreError(f"secret store: no seed for account {account!r}")
         return value
 
     def set_seed(self, account: str, base32: str) -> None:
         """Store (or replace) the seed of `account`."""
-        self._set(_seed_key(account), base32)
+        self._set(seed_entry(account), base32)
 
     def delete_seed(self, account: str) -> None:
         """Forget the seed of `account`."""
-        self._delete(_seed_key(account))
+        self._delete(seed_entry(account))
 
     def signature_secret(self, config: Config) -> str | None:
         """The Vonage signature secret, from the first route that has one.

@@ -65,6 +65,15 @@ def seal(secret: bytes, name: str, with_key: str = "auto") -> bytes:
     )
 
 
+def unseal_bytes(sealed: bytes, name: str, what: str) -> bytes:
+    """Decrypt the content of a credential file that must carry the embedded name `name`."""
+    return _run(
+        ["decrypt", f"--name={name}", "--newline=no", "-", "-"],
+        stdin=sealed,
+        what=what,
+    )
+
+
 def unseal(path: Path, name: str) -> bytes:
     """Decrypt the credential file `path`, which must carry the embedded name `name`."""
     try:
@@ -73,8 +82,6 @@ def unseal(path: Path, name: str) -> bytes:
         raise SecretStoreError(f"{path}: sealed credential not found") from None
     except OSError as exc:
         raise SecretStoreError(f"{path}: cannot read sealed credential: {exc.strerror}") from None
-    return _run(
-        ["decrypt", f"--name={name}", "--newline=no", "-", "-"],
-        stdin=sealed,
-        what=f"{path}: cannot unseal (needs root on the host that sealed it)",
+    return unseal_bytes(
+        sealed, name, f"{path}: cannot unseal (needs root on the host that sealed it)"
     )

@@ -19,7 +19,7 @@ import hmac
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,6 +192,23 @@ class VaultKeyring(KeyringBackend):
         """Replace the whole content of the vault (restore, re-key)."""
         with self._locked(fcntl.LOCK_EX):
             self._write(entries)
+
+    def rekey(self, new_key: bytes, save_key: Callable[[], None]) -> int:
+        """Re-encrypt the vault under `new_key`; `save_key` stores that key first.
+
+        Both happen under the exclusive lock, so no writer slips in between with the old key.
+        Returns how many entries were re-encrypted.
+        """
+        if len(new_key) != KEY_BYTES:
+            raise VaultError(f"{self.path}: a new vault key must be {KEY_BYTES} bytes")
+        with self._locked(fcntl.LOCK_EX):
+            entries = self._read() if self.path.exists() else None
+            save_key()
+            self._key, self.key_source = new_key, "the new key"
+            if entries is None:
+                return 0
+            self._write(entries)
+            return sum(len(by_user) for by_user in entries.values())
 
     def get_password(self, service: str, username: str) -> str | None:
         """Return the stored secret, or None when there is none."""

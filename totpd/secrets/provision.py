@@ -1,0 +1,79 @@
+"""`totpd secrets init`: a fresh vault key, sealed to this host, and the unit lines to load it.
+
+The key is sealed with `systemd-creds encrypt --with-key=auto` (to the TPM2 chip when the host
+has one, to the host key otherwise) and checked by unsealing it before anything is written.
+An existing vault is re-encrypted under the new key, so moving from the embedded
+development key to a sealed one keeps every seed; the unsealed key file is then removed.
+"""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from totpd.config import Config
+from totpd.errors import SecretStoreError
+from totpd.files import write_atomic
+from totpd.secrets.credential import seal, unseal_bytes
+from totpd.secrets.key import embedded_key_path, sealed_key_path
+from totpd.secrets.vault import KEY_BYTES, VaultKeyring, open_vault, vault_path
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """What `init` did: where the sealed key is and how many entries were re-encrypted."""
+
+    path: Path
+    credential: str
+    entries: int
+    found_by_config: bool
+    removed_key_file: Path | None
+
+    def unit_lines(self) -> list[str]:
+        """The lines to add to totpd.service (e.g. with `systemctl edit totpd`)."""
+        return ["[Service]", f"LoadCredentialEncrypted={self.credential}:{self.path}"]
+
+
+def _write_credential(path: Path, sealed: bytes) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(path, sealed, mode=0o600)
+    except OSError as exc:
+        raise SecretStoreError(f"{path}: cannot write sealed key: {exc.strerror}") from None
+
+
+def init_sealed_key(
+    config: Config, output: Path | None = None, with_key: str = "auto", force: bool = False
+) -> SealedKey:
+    """Create a vault key, seal it to `output`, and re-encrypt any existing vault with it."""
+    if config.secrets.backend != "vault":
+        raise SecretStoreError(
+            f"secrets.backend is {config.secrets.backend!r}: only totpd's vault has a key to seal"
+        )
+    name = config.secrets.key_credential
+    path = output or sealed_key_path(config)
+    if path.exists() and not force:
+        raise SecretStoreError(
+            f"{path}: a sealed vault key is already there; --force replaces it (the vault is"
+            " re-encrypted with the new key)"
+        )
+    # Open the vault with the key it has now before touching anything: a vault that cannot
+    # be read must not be re-keyed (or it would be lost).
+    vault = open_vault(config) if vault_path(config).exists() else None
+    new_key = secrets.token_bytes(KEY_BYTES)
+    sealed = seal(new_key, name, with_key)
+    if unseal_bytes(sealed, name, f"checking the sealed key for {path}") != new_key:
+        raise SecretStoreError(f"{path}: the sealed key did not unseal to itself; nothing written")
+    if vault is None:
+        _write_credential(path, sealed)
+        entries = 0
+    else:
+        entries = vault.rekey(new_key, lambda: _write_credential(path, sealed))
+    found_by_config = path.resolve() == sealed_key_path(config).resolve()
+    removed = None
+    embedded = embedded_key_path(config)
+    if found_by_config and embedded.exists():
+        # Only once the vault opens with the sealed key: the plain key is no longer needed.
+        VaultKeyring(vault_path(config), new_key, str(path)).entries()
+        embedded.unlink()
+        removed = embedded
+    return SealedKey(path, name, entries, found_by_config, removed)
