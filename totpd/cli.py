@@ -16,6 +16,7 @@ from totpd import __version__
 from totpd import config as config_module
 from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
+from totpd.enrol.enrolment import Enrolment
 from totpd.errors import DirectoryError, EnrolError, TotpdError
 from totpd.otp import Account, Kind, reading_at
 from totpd.secrets import open_store
@@ -241,6 +242,160 @@ def cmd_call(args: argparse.Namespace, config: Config) -> int:
     return 0 if place_call(line, keypad, say) else 1
 
 
+# secrets and enrolment routes (issue "Secrets") ------------------------------------------
+def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
+    from totpd.enrol.commit import enrol
+
+    enrol(enrolments, open_store(config), DirectoryFile(config.paths.state_dir))
+    for found in enrolments:
+        account = found.account
+        print(
+            f"enrolled {account.name} ({account.label!r}, {account.kind}, {account.digits} digits)"
+        )
+
+
+def cmd_account_add_from(args: argparse.Namespace, config: Config) -> int:
+    """Enrol one account from stdin, from a QR image (--qr) or with a new secret (--generate)."""
+    from totpd.enrol import parse_image
+    from totpd.enrol.generate import QR_SUFFIXES, generate, qr_text, write_qr
+    from totpd.enrol.uri import format_uri
+
+    if args.qr is None and not args.generate:
+        return cmd_account_add(args, config)
+    if args.qr is not None:
+        if args.generate:
+            raise EnrolError("--qr and --generate do not go together")
+        found = parse_image(args.qr)
+        if len(found) != 1:
+            raise EnrolError(f"{args.qr}: {len(found)} accounts; use `totpd account import --qr`")
+        _enrol(config, [found[0].renamed(args.name, args.label)])
+        return 0
+    on_terminal = sys.stdout.isatty()
+    if args.qr_out is None and not on_terminal:
+        raise EnrolError("--generate shows a QR code on a terminal; elsewhere use --qr-out FILE")
+    if args.qr_out is not None and args.qr_out.suffix.lower() not in QR_SUFFIXES:
+        raise EnrolError(f"{args.qr_out}: the QR file must end in .png or .svg")
+    issuer = args.issuer or ""
+    label = args.label or issuer or args.name
+    enrolment = generate(Account(name=args.name, label=label, issuer=issuer))
+    _enrol(config, [enrolment])
+    uri = format_uri(enrolment)
+    if args.qr_out is not None:
+        write_qr(uri, args.qr_out)
+        print(f"QR code written to {args.qr_out} (it holds the secret: delete it once scanned)")
+    if on_terminal:
+        print(qr_text(uri))
+        print(uri)
+    return 0
+
+
+def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
+    """Enrol every account of a Google Authenticator export (stdin, or QR images with --qr)."""
+    from totpd.enrol import parse_images, parse_text
+
+    if args.qr:
+        enrolments = parse_images(args.qr)
+    elif sys.stdin.isatty():
+        enrolments = parse_text(getpass.getpass("otpauth-migration:// or otpauth:// URI: "))
+    else:
+        enrolments = parse_text(sys.stdin.read(1 << 20))
+    if args.dry_run:
+        for found in enrolments:
+            account = found.account
+            print(f"{account.name}\t{account.label}\t{account.kind}\t{account.digits}")
+        return 0
+    _enrol(config, enrolments)
+    return 0
+
+
+def cmd_secrets_init(args: argparse.Namespace, config: Config) -> int:
+    """Create the vault key and seal it to this host (TPM2 when present, host key else)."""
+    from totpd.secrets.provision import init_sealed_key
+
+    sealed = init_sealed_key(config, args.output, args.with_key, args.force)
+    print(f"sealed vault key written to {sealed.path}")
+    if sealed.entries:
+        print(f"vault re-encrypted with the new key ({sealed.entries} entries)")
+    if sealed.removed_key_file is not None:
+        print(f"removed the unsealed key {sealed.removed_key_file}")
+    if not sealed.found_by_config:
+        print(f'set in {config.source}: [secrets] sealed_key_file = "{sealed.path}"')
+    print("add to totpd.service (systemctl edit totpd), then restart it:")
+    print("\n".join(sealed.unit_lines()))
+    return 0
+
+
+def cmd_secrets_backup(args: argparse.Namespace, config: Config) -> int:
+    """Write an encrypted backup of every seed and the directory (passphrase from stdin)."""
+    from totpd.secrets.backup import collect, seal_backup, write_backup
+
+    if args.file.exists() and not args.force:
+        raise TotpdError(f"{args.file}: already exists (--force overwrites it)")
+    directory = DirectoryFile(config.paths.state_dir).current()
+    backup, missing = collect(open_store(config), directory)
+    if missing:
+        print(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
+    passphrase = read_secret("Backup passphrase: ", confirm=True)
+    write_backup(args.file, seal_backup(backup, passphrase), force=args.force)
+    print(
+        f"backed up {len(directory.accounts) - len(missing)} accounts and"
+        f" {len(directory.users)} users to {args.file}"
+    )
+    return 0
+
+
+def cmd_secrets_restore(args: argparse.Namespace, config: Config) -> int:
+    """Restore seeds and the directory from a backup (passphrase from stdin or a prompt)."""
+    from totpd.secrets.backup import read_backup, restore
+
+    backup = read_backup(args.file, read_secret("Backup passphrase: "))
+    directory_file = DirectoryFile(config.paths.state_dir)
+    restored = restore(backup, open_store(config), directory_file, args.file, args.force)
+    print(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
+    return 0
+
+
+def cmd_secrets_set_signature_secret(args: argparse.Namespace, config: Config) -> int:
+    """Store the Vonage signature secret in the secret store (from stdin or a prompt)."""
+    open_store(config).set_signature_secret(read_secret("Signature secret: ", confirm=True))
+    print("Vonage signature secret stored")
+    return 0
+
+
+def _add_secrets_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    accounts: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    add: argparse.ArgumentParser,
+    command: Callable[..., argparse.ArgumentParser],
+) -> None:
+    from totpd.secrets.credential import WITH_KEY_CHOICES
+
+    add.set_defaults(run=cmd_account_add_from)
+    add.add_argument("--qr", type=Path, metavar="IMAGE", help="read the URI from a QR image")
+    add.add_argument("--generate", action="store_true", help="create a new secret and show it")
+    add.add_argument("--issuer", help="with --generate: the issuer shown by authenticator apps")
+    add.add_argument("--qr-out", type=Path, metavar="FILE", help="with --generate: .png or .svg")
+    imports = command(accounts, "import", cmd_account_import)
+    imports.add_argument(
+        "--qr", type=Path, action="append", metavar="IMAGE", help="QR image; repeatable"
+    )
+    imports.add_argument("--dry-run", action="store_true", help="show the accounts, enrol none")
+
+    group = command(commands, "secrets", cmd_secrets_init)
+    secrets = group.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    init = command(secrets, "init", cmd_secrets_init)
+    init.add_argument("--output", type=Path, help="sealed key file (default: see config)")
+    init.add_argument("--with-key", choices=WITH_KEY_CHOICES, default="auto")
+    init.add_argument("--force", action="store_true", help="replace an existing sealed key")
+    backup = command(secrets, "backup", cmd_secrets_backup)
+    backup.add_argument("file", type=Path)
+    backup.add_argument("--force", action="store_true", help="overwrite an existing file")
+    restore = command(secrets, "restore", cmd_secrets_restore)
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--force", action="store_true", help="replace existing accounts/users")
+    command(secrets, "set-signature-secret", cmd_secrets_set_signature_secret)
+
+
 # parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
@@ -294,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("name")
     assign.add_argument("--accounts", required=True, help="comma-separated account names")
     command(users, "list", cmd_user_list)
+    _add_secrets_commands(commands, accounts, add, command)
     return parser
 
 

@@ -12,12 +12,11 @@ from totpd.enrol.enrolment import Enrolment, Found
 from totpd.enrol.migration import SCHEME as MIGRATION_SCHEME
 from totpd.enrol.migration import parse_migration
 from totpd.enrol.naming import name_accounts
-from totpd.enrol.qr import read_qr_texts
 from totpd.enrol.uri import SCHEME as URI_SCHEME
 from totpd.enrol.uri import parse_uri
 from totpd.errors import EnrolError
 
-__all__ = ["Enrolment", "parse_image", "parse_text"]
+__all__ = ["Enrolment", "parse_image", "parse_images", "parse_text"]
 
 MAX_TEXT_CHARS = 1 << 20
 log = logging.getLogger(__name__)
@@ -64,8 +63,9 @@ def parse_text(text: str) -> list[Enrolment]:
     return name_accounts(found)
 
 
-def parse_image(path: Path) -> list[Enrolment]:
-    """Accounts from the QR code(s) in an image file: otpauth or export URIs."""
+def _found_in_image(path: Path) -> list[Found]:
+    from totpd.enrol.qr import read_qr_texts  # image libraries load only when needed
+
     found: list[Found] = []
     for text in read_qr_texts(path):
         if _scheme(text) not in (URI_SCHEME, MIGRATION_SCHEME):
@@ -74,4 +74,14 @@ def parse_image(path: Path) -> list[Enrolment]:
             found.extend(_found_in_uri(text))
         except EnrolError as exc:
             raise EnrolError(f"{path}: {exc}") from None
-    return name_accounts(found)
+    return found
+
+
+def parse_image(path: Path) -> list[Enrolment]:
+    """Accounts from the QR code(s) in an image file: otpauth or export URIs."""
+    return name_accounts(_found_in_image(path))
+
+
+def parse_images(paths: list[Path]) -> list[Enrolment]:
+    """Accounts from several images (an export split over QR codes), named as one import."""
+    return name_accounts([found for path in paths for found in _found_in_image(path)])
