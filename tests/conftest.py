@@ -170,6 +170,15 @@ def spoken(ncco: list[dict[str, Any]]) -> str:
     return " ".join(plain_text(a["text"]) for a in ncco if a["action"] == "talk")
 
 
+def codes_near_now(seed: str) -> set[str]:
+    """The codes of the previous, current and next period: what a correct reader may say now."""
+    import pyotp
+
+    totp = pyotp.TOTP(seed)
+    now = time.time()
+    return {totp.at(now - 30), totp.at(now), totp.at(now + 30)}
+
+
 def run_totpd(
     config_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -67,9 +67,11 @@ async def test_a_whole_call_reads_the_right_code(caller: Vonage, services: Servi
 async def test_get_answer_is_verified_over_the_query(client: Client) -> None:
     query = [("to", "447700900999"), ("from", CALLER), ("uuid", "call-get")]
     header = vonage.sign_webhook(
-        vonage.get_payload(query), b"test-signature-secret-0123456789abcdef", time.time(),
+        vonage.get_payload(query),
+        b"test-signature-secret-0123456789abcdef",
+        time.time(),
         APPLICATION_ID,
-    )  # fmt: skip
+    )
     response = await client.get("/webhooks/answer", params=query, headers={"Authorization": header})
     assert response.status == 200
     assert "enter your PIN" in spoken(await response.json())

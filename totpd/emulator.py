@@ -9,7 +9,7 @@ import getpass
 import json
 import re
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -105,8 +105,9 @@ class Emulator:
             self.say(f"[answer webhook failed: HTTP {status} {ncco}; Vonage ends the call]")
             return False
         ok = True
-        actions: Iterator[Any] = iter(ncco)
-        for action in actions:
+        pending = list(ncco)
+        while pending:
+            action = pending.pop(0)
             if action.get("action") == "talk":
                 self.say(f"totpd: {plain_text(action['text'])}")
             elif action.get("action") == "input":
@@ -118,7 +119,7 @@ class Emulator:
                     break
                 status, next_ncco = await self._post(self._local(url), self._input(pressed))
                 if status == 200 and isinstance(next_ncco, list):
-                    actions = iter(next_ncco)
+                    pending = next_ncco  # the new NCCO replaces the rest of the old one
                     continue
                 ok = False
                 self.say(f"[input webhook failed: HTTP {status}; the NCCO goes on]")
