@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Installs totpd as a hardened systemd service on Debian 12 or Raspberry Pi OS (bookworm):
+# the system user and directories, a virtualenv in /opt/totpd, the config in /etc/totpd,
+# the sealed credentials in /etc/credstore.encrypted, the units, and the totpd-admin helper.
+# Every step is idempotent: run it again from a newer checkout to upgrade.
+#
+#   sudo deploy/install.sh [--no-apt] [--no-venv] [--no-start]
+#                          [--signature-secret-file FILE] [--with-key auto|host|tpm2|host+tpm2]
+#
+# The Vonage signature secret is read from FILE, else from a no-echo prompt on a terminal,
+# else from one line of standard input; it only ever travels through a pipe.
+# TOTPD_INSTALL_ROOT=DIR stages the whole install under DIR instead of / (image builds,
+# tests): no apt, no daemon-reload, no start; units are enabled offline.
+set -euo pipefail
+umask 022
+
+SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPLOY=$SOURCE/deploy
+ROOT=${TOTPD_INSTALL_ROOT:-}
+PREFIX=/opt/totpd
+CONFIG=/etc/totpd/totpd.toml
+CREDSTORE=/etc/credstore.encrypted
+STATE=/var/lib/totpd
+VAULT_CREDENTIAL=totpd-vault-key
+SIGNATURE_CREDENTIAL=vonage-signature-secret
+APT_PACKAGES=(python3-venv python3-dev gcc pkg-config libsystemd-dev libffi-dev)
+
+apt=1 venv=1 start=1 secret_file="" with_key=auto
+
+die() { echo "install.sh: $*" >&2; exit 1; }
+step() { echo "==> $*"; }
+
+while (($#)); do
+  case $1 in
+    --no-apt) apt=0 ;;
+    --no-venv) venv=0 ;;
+    --no-start) start=0 ;;
+    --signature-secret-file) secret_file=${2:?--signature-secret-file needs a FILE}; shift ;;
+    --with-key) with_key=${2:?--with-key needs a value}; shift ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+case $with_key in auto | host | tpm2 | host+tpm2) ;; *) die "--with-key: auto, host, tpm2 or host+tpm2" ;; esac
+
+[[ $(id -u) -eq 0 ]] || die "run as root (sudo $0)"
+if [[ -n $ROOT ]]; then
+  ROOT=$(realpath -m "$ROOT")
+  [[ $ROOT != / ]] || ROOT=""
+fi
+if [[ -n $ROOT ]]; then
+  apt=0 start=0
+fi
+command -v systemd-creds >/dev/null || die "systemd-creds not found: totpd needs systemd 250 or newer (Debian 12)"
+systemd_version=$(systemctl --version | awk 'NR == 1 { print $2 }')
+((systemd_version >= 250)) || die "systemd $systemd_version is too old: totpd needs 250 or newer"
+
+# 1. Debian packages needed to build the Python dependencies (systemd-python, argon2-cffi).
+if ((apt)); then
+  missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    step "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# 2. The system user and the directories (sysusers.d, tmpfiles.d), applied now and at boot.
+step "user totpd and directories"
+install -D -m 0644 "$DEPLOY/sysusers.d/totpd.conf" "$ROOT/etc/sysusers.d/totpd.conf"
+install -D -m 0644 "$DEPLOY/tmpfiles.d/totpd.conf" "$ROOT/etc/tmpfiles.d/totpd.conf"
+root_opt=()
+[[ -z $ROOT ]] || root_opt=(--root="$ROOT")
+systemd-sysusers "${root_opt[@]}" totpd.conf
+systemd-tmpfiles "${root_opt[@]}" --create totpd.conf
+
+# 3. The virtualenv: Debian's python3, totpd and its dependencies from this checkout.
+if ((venv)); then
+  step "virtualenv in $PREFIX/venv"
+  [[ -x $ROOT$PREFIX/venv/bin/python ]] || python3 -m venv "$ROOT$PREFIX/venv"
+  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade "$SOURCE"
+  # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
+  "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
+fi
+for doc in README.md CHANGELOG.md docs-operations.md; do
+  [[ ! -f $SOURCE/$doc ]] || install -D -m 0644 "$SOURCE/$doc" "$ROOT$PREFIX/$doc"
+done
+
+# 4. The config: installed once, never overwritten (the admin edits it).
+if [[ ! -f $ROOT$CONFIG ]]; then
+  step "config $CONFIG (edit server.public_url and vonage.application_id)"
+  install -D -m 0640 -g "$(stat -c %g "$ROOT/etc/totpd")" "$DEPLOY/totpd.toml" "$ROOT$CONFIG"
+else
+  step "config $CONFIG kept"
+fi
+
+# 5. Credentials, sealed with systemd-creds: TPM2 when the host has one, the host key else.
+seal() { # NAME: plaintext on stdin -> $CREDSTORE/NAME.cred
+  local out=$ROOT$CREDSTORE/$1.cred
+  systemd-creds encrypt --quiet --with-key="$with_key" --name="$1" - "$out.new"
+  chmod 0600 "$out.new"
+  mv -f "$out.new" "$out"
+}
+install -d -m 0700 "$ROOT$CREDSTORE"
+if [[ -f $ROOT$CREDSTORE/$VAULT_CREDENTIAL.cred ]]; then
+  step "vault key credential kept"
+elif [[ -e $ROOT$STATE/vault.bin ]]; then
+  die "$STATE/vault.bin exists but $CREDSTORE/$VAULT_CREDENTIAL.cred does not: restore the" \
+    "sealed key from your backup (or run \`totpd secrets init\` to seal the existing key)"
+else
+  step "sealing a new vault key as credential $VAULT_CREDENTIAL ($with_key)"
+  head -c 32 /dev/urandom | seal "$VAULT_CREDENTIAL"
+fi
+
+if [[ -f $ROOT$CREDSTORE/$SIGNATURE_CREDENTIAL.cred && -z $secret_file ]]; then
+  step "Vonage signature secret credential kept"
+else
+  secret=""
+  if [[ -n $secret_file ]]; then
+    IFS= read -r secret <"$secret_file" || [[ -n $secret ]] || die "$secret_file is empty"
+  elif [[ -t 0 ]]; then
+    IFS= read -rs -p "Vonage signature secret (dashboard, API settings): " secret
+    echo
+  else
+    IFS= read -r secret || true
+  fi
+  secret=${secret%$'\r'}
+  [[ -n $secret ]] || die "no Vonage signature secret given (--signature-secret-file FILE)"
+  step "sealing the Vonage signature secret as credential $SIGNATURE_CREDENTIAL ($with_key)"
+  printf '%s' "$secret" | seal "$SIGNATURE_CREDENTIAL"
+  unset secret
+fi
+
+# 6. The units and the admin helper.
+step "units"
+for unit in totpd.service totpd.socket totpd-metrics.socket; do
+  install -D -m 0644 "$DEPLOY/$unit" "$ROOT/etc/systemd/system/$unit"
+done
+install -D -m 0755 "$DEPLOY/totpd-admin" "$ROOT/usr/local/sbin/totpd-admin"
+systemd-tmpfiles "${root_opt[@]}" --create totpd.conf
+if [[ -n $ROOT ]]; then
+  systemctl --root="$ROOT" enable totpd.service
+  step "staged under $ROOT"
+  exit 0
+fi
+systemctl daemon-reload
+systemctl enable totpd.service
+
+# 7. Check the config as the service will see it, then start.
+if ((start)); then
+  step "checking the config (totpd-admin check-config)"
+  if /usr/local/sbin/totpd-admin check-config; then
+    systemctl restart totpd.service
+    systemctl --no-pager --lines=5 status totpd.service || true
+  else
+    echo "install.sh: fix $CONFIG, then: systemctl start totpd" >&2
+    exit 1
+  fi
+fi
+step "done; security exposure: $(systemd-analyze security totpd.service 2>/dev/null | tail -1 || echo n/a)"
