@@ -270,3 +270,40 @@ async def test_concurrent_claims_let_only_one_through() -> None:
     second = await store.claim("u", Step.PIN)
     assert first is not None
     assert second is None
+
+
+async def test_caller_outside_the_allowlist_is_refused_even_with_the_right_pin(
+    caller: Vonage, services: Services
+) -> None:
+    from dataclasses import replace as with_
+
+    services.directory.update(
+        lambda d: d.with_user(with_(d.users["alice"], callers=("447700900777",)))
+    )
+    _, greeting = await caller.answer()  # from CALLER, not on the list
+    assert "enter your PIN" in spoken(greeting)  # the same greeting: nothing reveals the list
+    status, ncco = await caller.press("pin", PIN)
+    assert status == 200
+    assert "not accepted" in spoken(ncco)
+    assert "code is" not in spoken(ncco)
+    assert (
+        services.metrics.registry.get_sample_value("totpd_pin_failures_total", {"layer": "pin"})
+        == 1
+    )
+
+
+async def test_several_users_enter_their_number_first(caller: Vonage, services: Services) -> None:
+    from totpd.users import User
+
+    bob_hash = services.pins.hash("739164")
+    services.directory.update(lambda d: d.with_user(User("bob", 7, bob_hash, ("gmail",))))
+    _, ncco = await caller.answer()
+    assert input_url(ncco).endswith("/webhooks/input/user")
+    _, ncco = await caller.press("user", "7")
+    assert input_url(ncco).endswith("/webhooks/input/pin")
+    _, ncco = await caller.press("pin", PIN)  # alice's PIN is not bob's
+    assert "not accepted" in spoken(ncco)
+    assert input_url(ncco).endswith("/webhooks/input/user")
+    await caller.press("user", "7")
+    _, ncco = await caller.press("pin", "739164")
+    assert "Your Gmail code is" in spoken(ncco)
