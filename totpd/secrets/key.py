@@ -129,10 +129,10 @@ def locate_key(config: Config) -> VaultKey:
     if os.environ.get("CREDENTIALS_DIRECTORY"):
         looked_at.append(f"credential {config.secrets.key_credential!r} in $CREDENTIALS_DIRECTORY")
     sealed = sealed_key_path(config)
-    if sealed.exists() or config.secrets.sealed_key_file:
+    if sealed.exists():
         try:
             return _checked(unseal(sealed, config.secrets.key_credential), str(sealed))
         except SecretStoreError as exc:
             raise VaultError(str(exc)) from None
-    looked_at.append(str(sealed))
+    looked_at.append(f"sealed key {sealed}")
     return _from_embedded_file(config, looked_at)

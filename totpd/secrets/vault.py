@@ -146,6 +146,7 @@ class VaultKeyring(KeyringBackend):
     def _locked(self, operation: int) -> Iterator[None]:
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self._lock_path, flags, 0o600)
         except OSError as exc:
             raise VaultError(f"{self._lock_path}: cannot open lock file: {exc.strerror}") from None
