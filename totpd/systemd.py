@@ -32,8 +32,9 @@ _RESERVED = frozenset(
 def record_fields(record: logging.LogRecord) -> dict[str, str]:
     """The structured fields a record carries in `extra={"fields": {...}}`, as strings.
 
-    Names are upper-cased; a name that is not a valid journal field name is dropped rather
-    than allowed to forge a trusted field such as `_PID`.
+    Names are upper-cased; a name that is not a valid journal field name, or that would
+    override a standard one (MESSAGE, PRIORITY, ...), is dropped rather than allowed to forge
+    a trusted field such as `_PID`.
     """
     raw = getattr(record, "fields", None)
     if not isinstance(raw, Mapping):
@@ -41,7 +42,7 @@ def record_fields(record: logging.LogRecord) -> dict[str, str]:
     fields = {}
     for name, value in raw.items():
         key = str(name).upper()
-        if value is None or not _FIELD_NAME.fullmatch(key):
+        if value is None or not _FIELD_NAME.fullmatch(key) or key in _RESERVED:
             continue
         fields[key] = str(value)
     return fields
@@ -78,9 +79,7 @@ class StructuredJournalHandler(journal.JournalHandler):  # type: ignore[misc]
                 "CODE_FUNC": record.funcName,
                 "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
             }
-            # A record's own fields never override the standard ones (or MESSAGE).
-            fields = {k: v for k, v in record_fields(record).items() if k not in _RESERVED}
-            self.send(message, **fields, **standard)
+            self.send(message, **record_fields(record), **standard)
         except Exception:  # a logging handler must never raise into the caller
             self.handleError(record)
 
@@ -121,8 +120,8 @@ def journal_connected() -> bool:
     if not sep or not device.isdigit() or not inode.isdigit():
         return False
     try:
-        stat = os.fstat(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
+        stat = os.fstat(2)  # the process's real stderr, whatever sys.stderr was replaced by
+    except OSError:
         return False
     return stat.st_dev == int(device) and stat.st_ino == int(inode)
 
@@ -229,6 +228,10 @@ def listen_sockets() -> dict[str, list[socket.socket]]:
     variables are cleared so a child process does not take them for its own.
     """
     named = daemon.listen_fds_with_names(True)
+    # libsystemd unsets them in the C environment; os.environ is Python's own copy, and it
+    # is what subprocess hands to children.
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
     sockets: dict[str, list[socket.socket]] = {}
     for fd, name in sorted(named.items()):
         sockets.setdefault(str(name), []).append(socket.socket(fileno=fd))

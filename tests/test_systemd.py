@@ -1,0 +1,334 @@
+"""totpd.systemd against the real thing: sd_notify datagrams on real AF_UNIX sockets, the
+watchdog on a real event loop, journald's native protocol as libsystemd writes it, and socket
+activation by systemd's own `systemd-socket-activate`."""
+
+import asyncio
+import itertools
+import json
+import os
+import secrets
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from totpd import systemd
+
+WATCHDOG_USEC = 100_000  # 0.1 s timeout: pings every 0.05 s
+
+
+@pytest.fixture
+def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """An abstract AF_UNIX datagram socket, named in $NOTIFY_SOCKET as "@name" (as systemd does)."""
+    name = f"totpd-test-{os.getpid()}-{secrets.token_hex(4)}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    yield sock
+    sock.close()
+
+
+def pending(sock: socket.socket) -> list[str]:
+    """Every datagram waiting on `sock`, decoded."""
+    messages = []
+    sock.setblocking(False)
+    try:
+        while True:
+            messages.append(sock.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    finally:
+        sock.settimeout(2)
+    return messages
+
+
+def test_ready_reaches_an_abstract_notify_socket(notify_socket: socket.socket) -> None:
+    assert systemd.notify_ready("serving on 127.0.0.1:8080")
+    assert notify_socket.recv(4096).decode() == "READY=1\nSTATUS=serving on 127.0.0.1:8080"
+
+
+def test_status_reaches_a_notify_socket_on_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(2)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert systemd.notify_status("3 calls served, 0 lockouts")
+        assert sock.recv(4096).decode() == "STATUS=3 calls served, 0 lockouts"
+
+
+def test_a_status_text_cannot_inject_other_assignments(notify_socket: socket.socket) -> None:
+    systemd.notify_status("fine\nREADY=1\nMAINPID=1")
+    assert notify_socket.recv(4096).decode() == "STATUS=fine READY=1 MAINPID=1"
+
+
+def test_stopping_and_reloading_are_announced(notify_socket: socket.socket) -> None:
+    systemd.notify_stopping("draining 2 calls")
+    assert notify_socket.recv(4096).decode() == "STOPPING=1\nSTATUS=draining 2 calls"
+    before_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    systemd.notify_reloading()
+    reloading, monotonic = notify_socket.recv(4096).decode().split("\n")
+    assert reloading == "RELOADING=1"
+    assert monotonic.startswith("MONOTONIC_USEC=")
+    assert 0 <= int(monotonic.removeprefix("MONOTONIC_USEC=")) - before_us < 2_000_000
+
+
+def test_outside_systemd_every_notification_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert not systemd.notify_ready("x")
+    assert not systemd.notify_status("x")
+    assert not systemd.notify_stopping()
+
+
+async def test_watchdog_pings_at_half_the_timeout(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    task = asyncio.create_task(systemd.watchdog())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    pings = pending(notify_socket)
+    assert set(pings) == {"WATCHDOG=1"}
+    assert 8 <= len(pings) <= 12, pings  # every 0.05 s for 0.5 s
+
+
+@pytest.mark.parametrize(
+    ("usec", "pid"), [("0", None), (None, None), (str(WATCHDOG_USEC), "1"), ("junk", None)]
+)
+async def test_watchdog_stays_quiet_when_systemd_did_not_ask_this_process(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch, usec: str | None, pid: str | None
+) -> None:
+    for name, value in (("WATCHDOG_USEC", usec), ("WATCHDOG_PID", pid)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    await asyncio.wait_for(systemd.watchdog(), timeout=1)  # returns at once
+    assert pending(notify_socket) == []
+
+
+async def test_a_blocked_event_loop_stops_the_pings(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    arrivals: list[float] = []
+    done = threading.Event()
+
+    def listen() -> None:
+        notify_socket.settimeout(0.05)
+        while not done.is_set():
+            try:
+                notify_socket.recv(4096)
+            except TimeoutError:
+                continue
+            arrivals.append(time.monotonic())
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    task = asyncio.create_task(systemd.watchdog())
+    await asyncio.sleep(0.3)
+    time.sleep(0.6)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    done.set()
+    listener.join()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert max(gaps) >= 0.55, "pings went on while the loop was blocked"
+    assert sorted(gaps)[len(gaps) // 2] < 0.1, "pings were not regular before and after"
+
+
+def test_socket_activation_hands_over_named_sockets() -> None:
+    port = free_port()
+    script = textwrap.dedent(
+        """
+        import json, os
+        from totpd.systemd import listen_sockets
+        found = listen_sockets()
+        print(json.dumps({
+            "sockets": {name: [list(s.getsockname()) for s in socks]
+                        for name, socks in found.items()},
+            "listening": [s.getsockopt(__import__("socket").SOL_SOCKET,
+                          __import__("socket").SO_ACCEPTCONN) for socks in found.values()
+                          for s in socks],
+            "env_left": [k for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+                         if k in os.environ],
+        }), flush=True)
+        """
+    )
+    activate = shutil.which("systemd-socket-activate")
+    assert activate, "systemd-socket-activate (package systemd) is needed"
+    process = subprocess.Popen(
+        [activate, "-l", f"127.0.0.1:{port}", "--fdname=webhooks", sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # it spawns the child on the first connection
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["sockets"] == {"webhooks": [["127.0.0.1", port]]}, err
+    assert report["listening"] == [1]
+    assert report["env_left"] == []  # a child process will not take them for its own
+
+
+def test_outside_socket_activation_there_are_no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LISTEN_FDS", raising=False)
+    assert systemd.listen_sockets() == {}
+
+
+LOG_SCRIPT = """
+import logging, os, sys
+from totpd import systemd
+if os.environ.get("MATCH_STREAM"):
+    st = os.fstat(2)
+    os.environ["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino + int(os.environ['MATCH_STREAM']) - 1}"
+systemd.configure_logging("INFO")
+log = logging.getLogger("totpd.web")
+log.debug("not shown")
+log.info(
+    "PIN %s for user %r", "wrong", "alice",
+    extra={"fields": {"CALL_UUID": "c-1", "STEP": "pin", "OUTCOME": "wrong", "USER": "alice",
+                      "ACCOUNT": None, "CALLER": "44 7700 900001", "_PID": "1",
+                      "MESSAGE": "forged", "bad name": "x"}},
+)
+log.warning("plain line")
+"""
+
+
+def run_logging(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run LOG_SCRIPT in a fresh interpreter (logging config is process-wide)."""
+    return subprocess.run(
+        [sys.executable, "-c", LOG_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("stream", ["", "2"])
+def test_off_the_journal_lines_are_text_with_key_value_fields(stream: str) -> None:
+    # "2" sets $JOURNAL_STREAM to an inode that is not stderr's: inherited, not ours.
+    done = run_logging({"MATCH_STREAM": stream} if stream else {})
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    stamp, level, rest = lines[0].split(" ", 2)
+    time.strptime(stamp.split(".")[0], "%Y-%m-%dT%H:%M:%S")
+    assert level == "INFO"
+    assert rest == (
+        "totpd.web: PIN wrong for user 'alice' call_uuid=c-1 step=pin outcome=wrong user=alice"
+        ' caller="44 7700 900001"'
+    )
+    assert lines[1].split(" ", 1)[1] == "WARNING totpd.web: plain line"
+
+
+def parse_journal_datagram(data: bytes) -> dict[str, str]:
+    """journald's native protocol: KEY=value lines, or KEY\\n<le64 length><bytes>\\n."""
+    fields: dict[str, str] = {}
+    while data:
+        line, _, rest = data.partition(b"\n")
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            data = rest
+        else:
+            (size,) = struct.unpack("<Q", rest[:8])
+            key, value, data = line, rest[8 : 8 + size], rest[9 + size :]
+        fields[key.decode()] = value.decode()
+    return fields
+
+
+JOURNAL_CATCHER = """
+import os, socket, subprocess, sys, json
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
+os.makedirs("/run/systemd/journal")
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sock.bind("/run/systemd/journal/socket")
+sock.settimeout(10)
+child = subprocess.run([sys.executable, "-c", sys.argv[1]], env={**os.environ, "MATCH_STREAM": "1"},
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+datagrams = []
+sock.settimeout(0.5)
+try:
+    while True:
+        datagrams.append(sock.recv(65536).hex())
+except TimeoutError:
+    pass
+print(json.dumps({"datagrams": datagrams, "stderr": child.stderr, "rc": child.returncode}))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not Path("/run/systemd").is_dir(),
+    reason="needs root, unshare and /run/systemd to stand in for journald's socket",
+)
+def test_under_journald_records_carry_structured_fields() -> None:
+    # A private mount namespace puts our own socket where libsystemd sends journal entries,
+    # so this reads exactly the bytes journald would receive, without touching the host's.
+    done = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            sys.executable,
+            "-c",
+            JOURNAL_CATCHER,
+            LOG_SCRIPT,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["rc"] == 0
+    assert report["stderr"] == "", "under journald nothing goes to stderr"
+    entries = [parse_journal_datagram(bytes.fromhex(d)) for d in report["datagrams"]]
+    assert len(entries) == 2
+    pin, plain = entries
+    assert pin["MESSAGE"] == "PIN wrong for user 'alice'"
+    assert pin["PRIORITY"] == "6"
+    assert pin["SYSLOG_IDENTIFIER"] == "totpd"
+    assert pin["LOGGER"] == "totpd.web"
+    expected = {
+        "CALL_UUID": "c-1",
+        "STEP": "pin",
+        "OUTCOME": "wrong",
+        "USER": "alice",
+        "CALLER": "44 7700 900001",
+    }
+    assert {key: pin.get(key) for key in expected} == expected
+    # Trusted fields cannot be forged, absent values are dropped, junk names are refused,
+    # and the record's other attributes do not leak in as fields.
+    assert "_PID" not in pin
+    assert "ACCOUNT" not in pin
+    assert not any(" " in key for key in pin)
+    assert "FIELDS" not in pin
+    assert "ARGS" not in pin
+    assert "CODE_ARGS" not in pin
+    assert plain["MESSAGE"] == "plain line"
+    assert plain["PRIORITY"] == "4"
+    assert "CALL_UUID" not in plain
