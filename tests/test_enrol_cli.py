@@ -1,0 +1,156 @@
+"""Enrolment as a sysadmin does it: `totpd account add --qr|--generate`, `account import`.
+
+Separate processes, secrets on stdin or in files only; failures leave the store as it was.
+"""
+
+import time
+from pathlib import Path
+
+import pyotp
+import segno
+from PIL import Image
+
+from tests.conftest import run_totpd
+from totpd import config as config_module
+from totpd.enrol import parse_image
+
+SECRET = "HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ"
+TWO_ACCOUNTS = (
+    "otpauth-migration://offline?data="
+    "CkMKFD3GyqSCSm0oh2eyMx4gtDFmy4XZEhxBQ01FIENvOmpvaG4uZG9lQGV4YW1wbGUuY29tGgdBQ01FIENvIAEoATAC"
+    "CjUKCkhlbGxvId6tvu8SGEV4YW1wbGU6YWxpY2VAZ29vZ2xlLmNvbRoHRXhhbXBsZSABKAEwAhABGAEgACjn4Pv4Ag=="
+)
+
+
+def state_files(config_path: Path) -> dict[str, bytes]:
+    """Every file of the state directory (to prove a failed command changed nothing)."""
+    state = config_module.load(config_path).paths.state_dir
+    if not state.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(state.iterdir()) if p.is_file()}
+
+
+def current_code(config_path: Path, name: str) -> str:
+    """The code `totpd account code` prints."""
+    result = run_totpd(config_path, "account", "code", name)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
+
+
+def codes_for(secret: str) -> set[str]:
+    """This and the neighbouring periods' codes (the test may straddle a boundary)."""
+    totp = pyotp.TOTP(secret)
+    now = time.time()
+    return {totp.at(now - 30), totp.at(now), totp.at(now + 30)}
+
+
+def test_add_from_a_qr_screenshot(config_path: Path, tmp_path: Path) -> None:
+    image = tmp_path / "github.png"
+    uri = f"otpauth://totp/GitHub:alice?secret={SECRET}&issuer=GitHub"
+    segno.make(uri).save(str(image), scale=6)
+    result = run_totpd(config_path, "account", "add", "gh", "--qr", str(image))
+    assert result.returncode == 0, result.stderr
+    assert "enrolled gh ('GitHub'" in result.stdout
+    assert current_code(config_path, "gh") in codes_for(SECRET)
+
+
+def test_add_from_a_qr_with_its_own_label(config_path: Path, tmp_path: Path) -> None:
+    image = tmp_path / "bank.png"
+    segno.make(f"otpauth://totp/Bank:me?secret={SECRET}").save(str(image), scale=6)
+    run_totpd(config_path, "account", "add", "bank", "--label", "My bank", "--qr", str(image))
+    listed = run_totpd(config_path, "account", "list").stdout
+    assert "bank\tMy bank\ttotp" in listed
+
+
+def test_add_from_an_image_without_a_qr_code_changes_nothing(
+    config_path: Path, tmp_path: Path
+) -> None:
+    run_totpd(config_path, "account", "add", "first", "--label", "First", stdin=SECRET)
+    before = state_files(config_path)
+    blank = tmp_path / "blank.png"
+    Image.linear_gradient("L").save(blank)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
+    for image, reason in ((blank, "no QR code found"), (broken, "not an image totpd can read")):
+        result = run_totpd(config_path, "account", "add", "gh", "--qr", str(image))
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"totpd: error: {image}: {reason}")
+        assert "Traceback" not in result.stderr
+        assert state_files(config_path) == before
+
+
+def test_add_refuses_an_export_with_several_accounts(config_path: Path, tmp_path: Path) -> None:
+    image = tmp_path / "export.png"
+    segno.make(TWO_ACCOUNTS).save(str(image), scale=4)
+    result = run_totpd(config_path, "account", "add", "gh", "--qr", str(image))
+    assert result.returncode == 1
+    assert "2 accounts; use `totpd account import --qr`" in result.stderr
+
+
+def test_import_a_google_authenticator_export_from_stdin(config_path: Path) -> None:
+    dry = run_totpd(config_path, "account", "import", "--dry-run", stdin=TWO_ACCOUNTS)
+    assert dry.stdout.splitlines() == ["acme-co\tACME Co\ttotp\t6", "example\tExample\ttotp\t6"]
+    assert run_totpd(config_path, "account", "list").stdout == ""  # dry run: nothing enrolled
+    result = run_totpd(config_path, "account", "import", stdin=TWO_ACCOUNTS)
+    assert result.returncode == 0, result.stderr
+    assert current_code(config_path, "acme-co") in codes_for(SECRET)
+    listed = run_totpd(config_path, "account", "list").stdout
+    assert "example\tExample\ttotp\tSHA1\t6\t30s" in listed
+
+
+def test_import_from_qr_images(config_path: Path, tmp_path: Path) -> None:
+    image = tmp_path / "export.png"
+    segno.make(TWO_ACCOUNTS).save(str(image), scale=4)
+    result = run_totpd(config_path, "account", "import", "--qr", str(image))
+    assert result.returncode == 0, result.stderr
+    assert "enrolled acme-co" in result.stdout
+    assert "enrolled example" in result.stdout
+
+
+def test_import_with_a_taken_name_enrols_none(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "example", "--label", "Mine", stdin=SECRET)
+    before = state_files(config_path)
+    result = run_totpd(config_path, "account", "import", stdin=TWO_ACCOUNTS)
+    assert result.returncode == 1
+    assert "already enrolled: example" in result.stderr
+    assert state_files(config_path) == before  # neither account, nor any seed, went in
+    assert "acme-co" not in run_totpd(config_path, "account", "list").stdout
+
+
+def test_import_of_a_tampered_export_is_a_clear_error(config_path: Path) -> None:
+    result = run_totpd(config_path, "account", "import", stdin=TWO_ACCOUNTS[:-30])
+    assert result.returncode == 1
+    assert "Google Authenticator export: malformed data" in result.stderr
+    assert state_files(config_path) == {}
+
+
+def test_generate_writes_a_qr_that_gives_the_codes_totpd_reads(
+    config_path: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "new.png"
+    result = run_totpd(
+        config_path,
+        *("account", "add", "acme", "--generate", "--issuer", "Acme", "--qr-out", str(image)),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "otpauth://" not in result.stdout  # not a terminal: the secret goes to the file only
+    (scanned,) = parse_image(image)
+    assert scanned.account.issuer == "Acme"
+    assert current_code(config_path, "acme") in codes_for(scanned.secret)
+
+
+def test_generate_without_a_terminal_or_a_file_is_refused(config_path: Path) -> None:
+    result = run_totpd(config_path, "account", "add", "acme", "--generate")
+    assert result.returncode == 1
+    assert "--qr-out" in result.stderr
+    assert run_totpd(config_path, "account", "list").stdout == ""
+
+
+def test_generate_for_a_taken_name_writes_no_qr(config_path: Path, tmp_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "acme", "--label", "Acme", stdin=SECRET)
+    image = tmp_path / "new.svg"
+    result = run_totpd(config_path, "account", "add", "acme", "--generate", "--qr-out", str(image))
+    assert result.returncode == 1
+    assert "already enrolled: acme" in result.stderr
+    assert not image.exists()
+    assert current_code(config_path, "acme") in codes_for(SECRET)  # the old seed is kept
