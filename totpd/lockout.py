@@ -1,72 +1,278 @@
-"""Brute-force bounds: sliding windows over PIN failures per caller, per user, and global.
+"""Brute-force bounds: sliding windows over PIN attempts per caller, per user, and global.
 
-While any layer is tripped no PIN is checked at all. The global layer counts every failure
-from anywhere, because caller ID can be spoofed: it is what bounds an attacker.
+Caller ID can be spoofed and users can be rotated, so the global layer (every attempt from
+anywhere) is what bounds an attacker: at most `global` PINs are checked per its window, however
+many numbers call, however often the daemon restarts, however many replicas share the load.
+
+An attempt is counted *before* its PIN is checked (`admit`), in every layer, with the atomic
+hit of `limits`' moving window: concurrent calls cannot slip in between a check and a count, a
+crash during Argon2 leaves the attempt counted, and when the storage cannot record it no PIN
+is checked at all (LockoutUnavailable). A correct PIN gives its own attempt back (`passed`)
+and nothing else: it never clears earlier failures, so it does not reset the global breaker.
+
+The storage sits behind one seam, `WindowStore`: totpd.lockout_file (embedded, persisted in
+the state directory) or totpd.redis_state (shared by replicas).
 """
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 import limits
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable
 
-WITHHELD = "withheld"
+WITHHELD = "(withheld)"
+UNKNOWN_USER = "(unknown)"
+EVERYONE = "all"
+REPORT_EVERY_S = 1.0
+
+log = logging.getLogger("totpd.lockout")
 
 
 class Layer(StrEnum):
     """One lockout layer; also its metric label."""
 
+    GLOBAL = "global"
     CALLER = "caller"
     USER = "user"
-    GLOBAL = "global"
+
+
+class WindowStore(Protocol):
+    """A `limits` moving-window storage, plus what `limits` has no verb for."""
+
+    @property
+    def storage(self) -> Storage:
+        """The storage the `limits` strategy runs on."""
+
+    async def keys(self) -> list[str]:
+        """Every window key with attempts that still count."""
+
+    async def release(self, key: str, since_s: float, until_s: float) -> None:
+        """Give back one attempt in `key` counted between `since_s` and `until_s`."""
+
+    async def close(self) -> None:
+        """Release connections."""
 
 
 @dataclass(frozen=True)
-class Rule:
-    """A layer, its limit, and the key it counts for one PIN attempt."""
+class Hold:
+    """One attempt counted in one layer, between two instants (to give it back by)."""
 
     layer: Layer
-    limit: limits.RateLimitItem
     key: str
+    since_s: float
+    until_s: float
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of `admit`: the layer that refused the attempt, or the attempt's holds."""
+
+    refused_by: Layer | None
+    holds: tuple[Hold, ...] = ()
+
+
+@dataclass(frozen=True)
+class LockState:
+    """Attempts on record for one key of one layer.
+
+    `until_s` is when the window has room again: the end of the lockout when `locked`,
+    otherwise when the oldest attempt stops counting.
+    """
+
+    layer: Layer
+    key: str
+    failures: int
+    limit: int
+    until_s: float
+
+    @property
+    def locked(self) -> bool:
+        """True while this key may not try another PIN."""
+        return self.failures >= self.limit
+
+    def describe(self) -> str:
+        """One line for the admin, e.g. `caller 447700900001: 3/3 failures, locked until ...`."""
+        until = datetime.fromtimestamp(self.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        state = f"locked until {until}" if self.locked else f"open (oldest expires {until})"
+        return f"{self.layer} {self.key}: {self.failures}/{self.limit} failures, {state}"
+
+
+def caller_key(caller: str) -> str:
+    """The caller layer's key: the number without `+`; every withheld caller shares one."""
+    number = caller.strip().removeprefix("+")
+    return number if number.isdigit() else WITHHELD
+
+
+def user_key(user: str) -> str:
+    """The user layer's key: the user name; every unknown user number shares one."""
+    return user or UNKNOWN_USER
+
+
+def global_window(config: LockoutConfig) -> tuple[str, int]:
+    """The global layer's storage key and window (s): where a damaged record is counted."""
+    item = limits.parse(config.global_)
+    return item.key_for(Layer.GLOBAL, EVERYONE), item.get_expiry()
+
+
+def _unavailable(exc: Exception) -> LockoutUnavailable:
+    return LockoutUnavailable(f"lockout storage: {type(exc).__name__}")
 
 
 class Lockout:
-    """The three layers over one `limits` storage."""
+    """The three layers over one window store."""
 
-    def __init__(self, config: LockoutConfig, storage: Storage | None = None) -> None:
-        self.storage = storage or MemoryStorage()
-        self._limiter = MovingWindowRateLimiter(self.storage)
-        self._limits = {
+    def __init__(self, config: LockoutConfig, store: WindowStore) -> None:
+        self.store = store
+        self._limiter = MovingWindowRateLimiter(store.storage)
+        self.limits = {
+            Layer.GLOBAL: limits.parse(config.global_),
             Layer.CALLER: limits.parse(config.per_caller),
             Layer.USER: limits.parse(config.per_user),
-            Layer.GLOBAL: limits.parse(config.global_),
         }
+        self._reported_s = float("-inf")
 
-    def _rules(self, caller: str, user: str) -> list[Rule]:
+    def _rules(self, caller: str, user: str) -> list[tuple[Layer, str]]:
         return [
-            Rule(Layer.GLOBAL, self._limits[Layer.GLOBAL], "all"),
-            Rule(Layer.CALLER, self._limits[Layer.CALLER], caller or WITHHELD),
-            Rule(Layer.USER, self._limits[Layer.USER], user or "unknown"),
+            (Layer.GLOBAL, EVERYONE),
+            (Layer.CALLER, caller_key(caller)),
+            (Layer.USER, user_key(user)),
         ]
 
-    async def tripped(self, caller: str, user: str) -> Layer | None:
-        """The first layer that refuses another attempt, or None when a PIN may be checked."""
-        try:
-            for rule in self._rules(caller, user):
-                if not await self._limiter.test(rule.limit, rule.layer, rule.key):
-                    return rule.layer
-        except Exception as exc:  # any storage failure: fail closed
-            raise LockoutUnavailable(f"lockout storage: {type(exc).__name__}") from None
-        return None
+    async def admit(self, caller: str, user: str) -> Admission:
+        """Count one PIN attempt in every layer before it is checked, or name who refuses it.
 
-    async def record_failure(self, caller: str, user: str) -> None:
-        """Count one failed PIN attempt in every layer."""
+        Raises LockoutUnavailable when the attempt cannot be recorded: then no PIN is checked.
+        """
+        rules = self._rules(caller, user)
+        holds: list[Hold] = []
         try:
-            for rule in self._rules(caller, user):
-                await self._limiter.hit(rule.limit, rule.layer, rule.key)
+            for layer, key in rules:  # reads first: a flood while locked out writes nothing
+                if not await self._limiter.test(self.limits[layer], layer, key):
+                    return Admission(layer)
+            for layer, key in rules:
+                since_s = time.time()
+                if not await self._limiter.hit(self.limits[layer], layer, key):
+                    # Another attempt took the last place first. No PIN is checked, so the
+                    # places this one took in the other layers go back (if that fails, they
+                    # stay counted: an error on the side of the lockout).
+                    await self.passed(Admission(None, tuple(holds)))
+                    return Admission(layer)
+                holds.append(Hold(layer, key, since_s, time.time()))
+        except Exception as exc:  # any storage failure: fail closed
+            raise _unavailable(exc) from None
+        return Admission(None, tuple(holds))
+
+    async def passed(self, admission: Admission) -> None:
+        """The PIN was right: give this attempt back (earlier failures stay counted).
+
+        Never raises: an attempt that cannot be given back stays counted, and is logged.
+        """
+        for hold in admission.holds:
+            key = self.limits[hold.layer].key_for(hold.layer, hold.key)
+            try:
+                await self.store.release(key, hold.since_s, hold.until_s)
+            except Exception as exc:  # the attempt stays counted: safe, and logged
+                log.error("could not give back a correct PIN's attempt (%s)", type(exc).__name__)
+                return
+
+    async def failed(self, admission: Admission) -> list[LockState]:
+        """The PIN was wrong (already counted): log and return the layers it locked."""
+        tripped = []
+        for hold in admission.holds:
+            item = self.limits[hold.layer]
+            try:
+                stats = await self._limiter.get_window_stats(item, hold.layer, hold.key)
+            except Exception as exc:
+                log.error("lockout storage: %s", type(exc).__name__)
+                continue
+            if stats.remaining > 0:
+                continue
+            state = LockState(hold.layer, hold.key, item.amount, item.amount, stats.reset_time)
+            tripped.append(state)
+            log.warning(
+                "lockout: %s",
+                state.describe(),
+                extra={
+                    "fields": {
+                        "LAYER": hold.layer.value,
+                        "LOCKED_KEY": hold.key,
+                        "LOCKED_UNTIL": f"{state.until_s:.0f}",
+                        "OUTCOME": "lockout",
+                    }
+                },
+            )
+        return tripped
+
+    def _parse(self, storage_key: str) -> tuple[Layer, str] | None:
+        """(layer, key) of a storage key made with the current limits; None for any other."""
+        parts = storage_key.split("/")
+        if len(parts) < 6 or parts[1] not in Layer.__members__.values():
+            return None
+        layer, key = Layer(parts[1]), "/".join(parts[2:-3])
+        return (layer, key) if self.limits[layer].key_for(layer, key) == storage_key else None
+
+    async def status(self) -> list[LockState]:
+        """Every key with failures on record, locked or not, global first."""
+        states = []
+        try:
+            for storage_key in await self.store.keys():
+                parsed = self._parse(storage_key)
+                if parsed is None:
+                    continue
+                layer, key = parsed
+                item = self.limits[layer]
+                stats = await self._limiter.get_window_stats(item, layer, key)
+                failures = item.amount - stats.remaining
+                if failures > 0:
+                    states.append(LockState(layer, key, failures, item.amount, stats.reset_time))
         except Exception as exc:
-            raise LockoutUnavailable(f"lockout storage: {type(exc).__name__}") from None
+            raise _unavailable(exc) from None
+        order = list(Layer)
+        return sorted(states, key=lambda s: (order.index(s.layer), s.key))
+
+    async def unlock(self, caller: str | None = None, user: str | None = None) -> list[LockState]:
+        """Clear one caller's and/or one user's failures, or (neither given) every layer's.
+
+        Returns what was on record before.
+        """
+        before = await self.status()
+        targets = []
+        if caller is not None:
+            targets.append((Layer.CALLER, caller_key(caller)))
+        if user is not None:
+            targets.append((Layer.USER, user_key(user)))
+        try:
+            if not targets:
+                await self.store.storage.reset()
+                return before
+            for layer, key in targets:
+                await self._limiter.clear(self.limits[layer], layer, key)
+        except Exception as exc:
+            raise _unavailable(exc) from None
+        return [s for s in before if (s.layer, s.key) in targets]
+
+    async def report(self, set_count: Callable[[Layer, int], None], force: bool = False) -> None:
+        """Publish how many keys each layer holds locked (at most once a second, unless forced)."""
+        now_s = time.monotonic()
+        if not force and now_s - self._reported_s < REPORT_EVERY_S:
+            return
+        self._reported_s = now_s
+        try:
+            states = await self.status()
+        except LockoutUnavailable:
+            return
+        for layer in Layer:
+            set_count(layer, sum(1 for s in states if s.layer is layer and s.locked))
+
+    async def close(self) -> None:
+        """Release the storage's connections."""
+        await self.store.close()

@@ -1,13 +1,15 @@
 """The daemon's resources, opened once from the config and handed to the web layer."""
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
 from totpd.directory import DirectoryFile
 from totpd.errors import ConfigError
-from totpd.lockout import Lockout
+from totpd.lockout import Lockout, LockState, global_window
+from totpd.lockout_file import LockoutFile
 from totpd.metrics import Metrics, create_metrics
 from totpd.secrets import SecretStore, open_store
 from totpd.state import CallStore, MemoryCallStore, MemoryReplayCache, ReplayCache
@@ -28,10 +30,77 @@ class Services:
     replays: ReplayCache
     metrics: Metrics = field(default_factory=create_metrics)
     clock: Callable[[], float] = time.time
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Release threads and files."""
+        """Release threads, files and connections."""
         self.pins.close()
+        for close in self.closers:
+            close()
+
+
+@dataclass
+class SharedState:
+    """The lockout, the call store and the replay cache, from `[lockout] storage`."""
+
+    lockout: Lockout
+    calls: CallStore
+    replays: ReplayCache
+    close: Callable[[], None] = lambda: None
+
+
+def open_state(config: Config) -> SharedState:
+    """Embedded (the lockout journal in the state directory, calls in memory) or Redis."""
+    storage = config.lockout.storage
+    if storage == "embedded":
+        config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        damage_key, damage_ttl_s = global_window(config.lockout)
+        windows = LockoutFile(config.paths.state_dir, damage_key, damage_ttl_s)
+        return SharedState(Lockout(config.lockout, windows), MemoryCallStore(), MemoryReplayCache())
+    from totpd.redis_state import RedisState
+
+    shared = RedisState(storage)
+    return SharedState(
+        Lockout(config.lockout, shared.windows()), shared.calls(), shared.replays(), shared.close
+    )
+
+
+def read_lockouts(config: Config) -> list[LockState]:
+    """Failures on record in every layer (for `totpd status`; safe while the daemon runs)."""
+
+    async def read(lockout: Lockout) -> list[LockState]:
+        return await lockout.status()
+
+    return _with_lockout(config, read)
+
+
+def clear_lockouts(
+    config: Config, caller: str | None = None, user: str | None = None
+) -> list[LockState]:
+    """Clear a caller's, a user's or every lockout; return what was on record before.
+
+    Safe while the daemon runs: it replays the embedded journal before every PIN, and Redis
+    is shared.
+    """
+
+    async def clear(lockout: Lockout) -> list[LockState]:
+        return await lockout.unlock(caller, user)
+
+    return _with_lockout(config, clear)
+
+
+def _with_lockout(
+    config: Config, run: Callable[[Lockout], Awaitable[list[LockState]]]
+) -> list[LockState]:
+    async def main() -> list[LockState]:
+        state = open_state(config)
+        try:
+            return await run(state.lockout)
+        finally:
+            await state.lockout.close()
+            state.close()
+
+    return asyncio.run(main())
 
 
 def open_services(config: Config) -> Services:
@@ -45,13 +114,15 @@ def open_services(config: Config) -> Services:
             " vonage-signature-secret credential, set vonage.signature_secret_file, or run"
             " `totpd secrets set-signature-secret`"
         )
+    state = open_state(config)
     return Services(
         config=config,
         directory=DirectoryFile(config.paths.state_dir),
         secrets=secrets,
         signature_secret=signature_secret.encode(),
         pins=PinHasher(config.pins),
-        lockout=Lockout(config.lockout),
-        calls=MemoryCallStore(),
-        replays=MemoryReplayCache(),
+        lockout=state.lockout,
+        calls=state.calls,
+        replays=state.replays,
+        closers=[state.close],
     )

@@ -2,7 +2,8 @@
 
 A call moves only forward. `claim` takes a call that waits at a given step and marks it busy
 in one atomic move, so a duplicate or out-of-order input finds nothing to take; `settle`
-stores the next state (or forgets an ended call).
+stores the next state (or forgets an ended call). The Redis versions are in
+totpd.redis_state; when their storage fails they raise StateUnavailable (a 503, never a 500).
 """
 
 import json
@@ -10,9 +11,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from totpd.errors import TotpdError
 from totpd.flow import Call, Choice, Step
 
 SWEEP_EVERY_S = 30.0
+
+
+class StateUnavailable(TotpdError):
+    """Shared call state or the replay cache cannot be reached: refuse, do not guess."""
 
 
 def encode_call(call: Call) -> str:
@@ -38,7 +44,10 @@ class CallStore(Protocol):
         """Take the call if it waits at `step` and nobody else holds it; else None."""
 
     async def settle(self, call: Call, ttl_s: int) -> None:
-        """Store a claimed call's next state and release it; an ended call is forgotten."""
+        """Store a claimed call's next state and release it; an ended call is forgotten.
+
+        A call that was discarded meanwhile (the caller hung up) stays gone.
+        """
 
     async def discard(self, uuid: str) -> Call | None:
         """Forget a call (it hung up); return its last state if it was known."""
@@ -98,7 +107,7 @@ class MemoryCallStore:
         """See CallStore."""
         if call.step is Step.ENDED:
             self._calls.pop(call.uuid, None)
-        else:
+        elif call.uuid in self._calls:
             self._calls[call.uuid] = _Held(call, busy=False, expires_s=time.monotonic() + ttl_s)
 
     async def discard(self, uuid: str) -> Call | None:
