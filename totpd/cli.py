@@ -396,6 +396,40 @@ def _add_secrets_commands(
     command(secrets, "set-signature-secret", cmd_secrets_set_signature_secret)
 
 
+# lockouts (issue "Lockout") -------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    """Show PIN failures on record and what is locked out, until when."""
+    from totpd.services import read_lockouts
+
+    states = read_lockouts(config)
+    for state in states:
+        print(state.describe())
+    if not any(s.locked for s in states):
+        print("nothing is locked" if states else "no PIN failures on record; nothing is locked")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace, config: Config) -> int:
+    """Clear lockouts: every layer, or only --caller NUMBER's and/or --user NAME's."""
+    from totpd.services import clear_lockouts
+
+    cleared = clear_lockouts(config, args.caller, args.user)
+    for state in cleared:
+        print(f"cleared {state.describe()}")
+    print(f"unlocked ({len(cleared)} window(s) had failures on record)")
+    return 0
+
+
+def _add_lockout_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    command: Callable[..., argparse.ArgumentParser],
+) -> None:
+    command(commands, "status", cmd_status)
+    unlock = command(commands, "unlock", cmd_unlock)
+    unlock.add_argument("--caller", metavar="NUMBER", help='only this caller ("withheld" too)')
+    unlock.add_argument("--user", metavar="NAME", help="only this user")
+
+
 # parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
@@ -450,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--accounts", required=True, help="comma-separated account names")
     command(users, "list", cmd_user_list)
     _add_secrets_commands(commands, accounts, add, command)
+    _add_lockout_commands(commands, command)
     return parser
 
 

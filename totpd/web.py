@@ -182,21 +182,30 @@ async def _facts(services: Services, call: Call, result: vonage.InputResult) -> 
 
 
 async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
-    """Lockout first (a tripped layer means no Argon2 at all), then the PIN, then the allowlist."""
+    """Count the attempt first (a tripped layer means no Argon2 at all), then the PIN, then the
+    allowlist. Counting before checking keeps the bound under concurrency and crashes."""
     metrics = services.metrics
+    lockout = services.lockout
     directory = services.directory.current()
     user = directory.users.get(call.user)
+
+    def gauge(layer: str, count: int) -> None:
+        metrics.lockouts_active.labels(layer).set(count)
+
     try:
-        layer = await services.lockout.tripped(call.caller, call.user)
-    except LockoutUnavailable:
+        admission = await lockout.admit(call.caller, call.user)
+    except LockoutUnavailable as exc:
+        log.error("no PIN checked: %s", exc)
         metrics.pin_failures.labels("unavailable").inc()
         return _pin_logged(call, PinChecked(PinVerdict.UNAVAILABLE))
-    if layer is not None:
-        metrics.pin_failures.labels(layer).inc()
-        return _pin_logged(call, PinChecked(PinVerdict.LOCKED), layer=layer)
+    if admission.refused_by is not None:
+        metrics.pin_failures.labels(admission.refused_by).inc()
+        await lockout.report(gauge)
+        return _pin_logged(call, PinChecked(PinVerdict.LOCKED), layer=admission.refused_by)
     check = await services.pins.verify(user.pin_hash if user else None, pin)
     allowed = user is not None and user.allows(call.caller)
     if check.ok and allowed and user is not None:
+        await lockout.passed(admission)
         if check.new_hash:
             await _store_rehash(services, user.name, check.new_hash)
         choices = tuple(
@@ -206,10 +215,8 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
         )
         return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices))
     metrics.pin_failures.labels("pin").inc()
-    try:
-        await services.lockout.record_failure(call.caller, call.user)
-    except LockoutUnavailable:
-        log.error("could not record a PIN failure: lockout storage unavailable")
+    if await lockout.failed(admission):
+        await lockout.report(gauge, force=True)
     verdict = PinVerdict.CALLER_NOT_ALLOWED if check.ok else PinVerdict.WRONG
     return _pin_logged(call, PinChecked(verdict))
 
