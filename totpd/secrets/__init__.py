@@ -128,11 +128,15 @@ def open_store(config: Config) -> SecretStore:
     name = config.secrets.backend
     try:
         backend = keyring.core.load_keyring(name)
-    except RuntimeError as exc:  # the backend's `priority` says it cannot work on this host
-        raise ConfigError(f"secrets.backend: {name!r} is not usable here: {exc}") from None
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(
             f"secrets.backend: cannot load keyring backend {name!r} ({type(exc).__name__})"
+        ) from None
+    except RuntimeError as exc:  # the backend's `priority` says it cannot work on this host
+        raise ConfigError(f"secrets.backend: {name!r} is not usable here: {exc}") from None
+    except Exception as exc:  # e.g. no D-Bus socket: whatever the backend's probe raised
+        raise ConfigError(
+            f"secrets.backend: {name!r} is not usable here ({type(exc).__name__})"
         ) from None
     if not isinstance(backend, KeyringBackend):
         raise ConfigError(f"secrets.backend: {name!r} is not a keyring backend class")
