@@ -308,6 +308,13 @@ def test_keyring_finds_the_vault_through_its_entry_point(config_path: Path, conf
     assert open_store(config).seed("gitlab") == SEED
 
 
+def test_listing_backends_reads_no_vault_and_makes_no_key(config_path: Path) -> None:
+    listed = keyring_cli(config_path, "--list-backends")
+    assert "totpd.secrets.vault.VaultKeyring" in listed.stdout
+    state = config_module.load(config_path).paths.state_dir
+    assert not state.exists() or not any(state.iterdir())
+
+
 def test_vault_backend_is_not_offered_without_a_totpd_config() -> None:
     env = {k: v for k, v in os.environ.items() if k != config_module.CONFIG_ENV}
     listed = subprocess.run(

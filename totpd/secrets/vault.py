@@ -117,33 +117,47 @@ class VaultKeyring(KeyringBackend):
             raise RuntimeError(f"the totpd vault needs ${CONFIG_ENV}")
         return 0.5
 
+    path: Path
+    key_source: str
+    _key: bytes
+    _lock_path: Path
+
     def __init__(
         self, path: Path | None = None, key: bytes | None = None, key_source: str = ""
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # keyring is untyped
-        if path is None and key is None:
+        # The keyring library builds every viable backend just to list them: in the
+        # no-argument form, nothing is read (nor a key unsealed) before the first use.
+        self._from_config = path is None and key is None
+        if not self._from_config:
+            if path is None or key is None:
+                raise VaultError("the totpd vault needs both a path and a key")
+            self._use(path, key, key_source or "the given key")
+
+    def _use(self, path: Path, key: bytes, key_source: str) -> None:
+        if len(key) != KEY_BYTES:
+            raise VaultError(f"{path}: the vault key from {key_source} is not {KEY_BYTES} bytes")
+        self.path, self._key, self.key_source = path, key, key_source
+        self._lock_path = path.with_name(f".{path.name}.lock")
+
+    def _open(self) -> None:
+        if self._from_config:
             from totpd.config import load
             from totpd.secrets.key import locate_key
 
             config = load(None)
             vault_key = locate_key(config)
-            path, key, key_source = vault_path(config), vault_key.key, vault_key.source
-        if path is None or key is None:
-            raise VaultError("the totpd vault needs both a path and a key")
-        if len(key) != KEY_BYTES:
-            raise VaultError(
-                f"{path}: the vault key from {key_source or 'the caller'} is not {KEY_BYTES} bytes"
-            )
-        self.path = path
-        self.key_source = key_source or "the given key"
-        self._key = key
-        self._lock_path = path.with_name(f".{path.name}.lock")
+            self._use(vault_path(config), vault_key.key, vault_key.source)
+            self._from_config = False
 
     def __repr__(self) -> str:
+        if self._from_config:
+            return f"VaultKeyring(${CONFIG_ENV})"
         return f"VaultKeyring({str(self.path)!r})"
 
     @contextmanager
     def _locked(self, operation: int) -> Iterator[None]:
+        self._open()
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -187,6 +201,7 @@ class VaultKeyring(KeyringBackend):
 
     def exists(self) -> bool:
         """True when the vault file exists (an absent vault reads as empty)."""
+        self._open()
         return self.path.exists()
 
     def replace_all(self, entries: Entries) -> None:
@@ -200,10 +215,10 @@ class VaultKeyring(KeyringBackend):
         Both happen under the exclusive lock, so no writer slips in between with the old key.
         Returns how many entries were re-encrypted.
         """
-        if len(new_key) != KEY_BYTES:
-            raise VaultError(f"{self.path}: a new vault key must be {KEY_BYTES} bytes")
         with self._locked(fcntl.LOCK_EX):
             entries = self._read() if self.path.exists() else None
+            if len(new_key) != KEY_BYTES:
+                raise VaultError(f"{self.path}: a new vault key must be {KEY_BYTES} bytes")
             save_key()
             self._key, self.key_source = new_key, "the new key"
             if entries is None:
