@@ -200,8 +200,9 @@ def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Run the daemon."""
     from totpd.daemon import serve
+    from totpd.systemd import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)  # journald fields under systemd, text on a terminal
     serve(config)
     return 0
 

@@ -2,19 +2,27 @@
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from totpd import systemd
 from totpd.config import Config, Listen
-from totpd.errors import ConfigError
+from totpd.errors import ConfigError, TotpdError
+from totpd.lockout import Layer
 from totpd.services import Services, open_services
 from totpd.web import create_app
 
 log = logging.getLogger("totpd")
 
 METRICS_SERVICES = web.AppKey("metrics_services", Services)
+LISTENERS = ("webhooks", "metrics", "admin")
+# In-flight webhooks get this long to finish on SIGTERM (the unit's TimeoutStopSec is 20 s).
+DRAIN_S = 10.0
+STATUS_INTERVAL_S = 10.0
 
 
 async def _scrape(request: web.Request) -> web.Response:
@@ -32,34 +40,126 @@ def create_metrics_app(services: Services) -> web.Application:
     return app
 
 
-async def _start(app: web.Application, listen: Listen, what: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+async def _start(
+    app: web.Application, listen: Listen, what: str, passed: list[socket.socket] | None = None
+) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_S)
     await runner.setup()
+    if passed:  # socket activation: systemd already bound the address
+        for sock in passed:
+            await web.SockSite(runner, sock).start()
+            log.info("%s listening on %s (socket activation)", what, _address(sock))
+        return runner
     try:
         await web.TCPSite(runner, listen.host, listen.port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError(f"cannot listen for {what} on {listen}: {exc.strerror}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot listen for {what} on {listen}: {reason}") from None
     log.info("%s listening on %s", what, listen)
     return runner
 
 
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+
+
+def _activated_sockets() -> dict[str, list[socket.socket]]:
+    """Sockets from totpd.socket / totpd-metrics.socket by FileDescriptorName=.
+
+    Sockets under any other name (a socket unit without FileDescriptorName=) serve webhooks.
+    """
+    activated = systemd.listen_sockets()
+    known = {name: activated.pop(name) for name in LISTENERS if name in activated}
+    others = [sock for socks in activated.values() for sock in socks]
+    if others and "webhooks" not in known:
+        known["webhooks"] = others
+    elif others:
+        log.warning("ignoring %d passed sockets with unknown names", len(others))
+        for sock in others:
+            sock.close()
+    return known
+
+
+def _served(services: Services) -> int:
+    return int(
+        sum(
+            sample.value
+            for family in services.metrics.calls.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+    )
+
+
+async def _status(services: Services) -> str:
+    """The STATUS= line: calls now and served, lockouts in force (also sets the gauge)."""
+    active = await services.calls.count()
+    try:
+        states = await services.lockout.status()
+    except TotpdError:
+        return f"{active} calls in progress, {_served(services)} served; lockout storage down"
+    locked = [state for state in states if state.locked]
+    for layer in Layer:
+        count = sum(1 for state in locked if state.layer == layer)
+        services.metrics.lockouts_active.labels(layer.value).set(count)
+    return f"{active} calls in progress, {_served(services)} served, {len(locked)} lockouts"
+
+
+async def _report_status(services: Services) -> None:
+    """Refresh the STATUS= line and the lockout gauge every STATUS_INTERVAL_S."""
+    while True:
+        await asyncio.sleep(STATUS_INTERVAL_S)
+        systemd.notify_status(await _status(services))
+
+
+async def _reload(services: Services) -> None:
+    """SIGHUP: re-read users and accounts now (the config file needs a restart)."""
+    systemd.notify_reloading()
+    try:
+        directory = services.directory.current()
+        log.info("reloaded %d users and %d accounts", len(directory.users), len(directory.accounts))
+    except TotpdError as exc:
+        log.error("reload failed, keeping the previous users and accounts: %s", exc)
+    systemd.notify_ready(await _status(services))
+
+
 async def run(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests."""
+    """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
+
+    Under systemd: READY=1 once the secret store is open and every listener is up, STATUS=
+    lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
+    """
     services = open_services(config)
     runners: list[web.AppRunner] = []
+    tasks: list[asyncio.Task[None]] = []
+    activated = _activated_sockets()
     try:
-        runners.append(await _start(create_app(services), config.server.listen, "webhooks"))
-        if config.metrics.listen is not None:
+        webhooks_app = create_app(services)
+        passed = activated.get("webhooks")
+        runners.append(await _start(webhooks_app, config.server.listen, "webhooks", passed))
+        if config.metrics.listen is not None or "metrics" in activated:
             metrics_app = create_metrics_app(services)
-            runners.append(await _start(metrics_app, config.metrics.listen, "metrics"))
+            metrics_listen = config.metrics.listen or config.server.listen
+            passed = activated.get("metrics")
+            runners.append(await _start(metrics_app, metrics_listen, "metrics", passed))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: tasks.append(loop.create_task(_reload(services)))
+        )
+        tasks.append(loop.create_task(systemd.watchdog()))
+        tasks.append(loop.create_task(_report_status(services)))
+        systemd.notify_ready(await _status(services))
         await stop.wait()
+        systemd.notify_stopping(f"draining in-flight webhooks (up to {DRAIN_S:.0f} s)")
         log.info("stopping")
     finally:
+        for task in tasks:
+            task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
         services.close()
