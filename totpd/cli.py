@@ -196,6 +196,17 @@ def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# admin page ------------------------------------------------------------------------------
+def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
+    """Set the admin web page's password (from stdin, or typed twice)."""
+    from totpd.admin.password import AdminPassword
+
+    password = read_secret("Admin page password: ", confirm=True)
+    AdminPassword(config.paths.state_dir, config.pins).set(password)
+    print("admin page password set; signed-in sessions end at their next request")
+    return 0
+
+
 # daemon and tools ------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Run the daemon."""
@@ -484,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("name")
     assign.add_argument("--accounts", required=True, help="comma-separated account names")
     command(users, "list", cmd_user_list)
+    admin = command(commands, "admin", cmd_admin_passwd)
+    admins = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    command(admins, "passwd", cmd_admin_passwd)
     _add_secrets_commands(commands, accounts, add, command)
     _add_lockout_commands(commands, command)
     return parser

@@ -76,6 +76,7 @@ class AdminConfig:
 
     listen: Listen | None = None
     allow_remote: bool = False
+    session_idle_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ def _validate(config: Config) -> Config:
         "pins.argon2_memory_kib": (pins.argon2_memory_kib, 8192, 1 << 21),
         "pins.argon2_parallelism": (pins.argon2_parallelism, 1, 16),
         "pins.max_concurrent_checks": (pins.max_concurrent_checks, 1, 16),
+        "admin.session_idle_s": (config.admin.session_idle_s, 60, 86400),
     }
     for key, (value, low, high) in ranges.items():
         if not low <= value <= high:

@@ -144,6 +144,13 @@ async def run(config: Config) -> None:
             metrics_listen = config.metrics.listen or config.server.listen
             passed = activated.get("metrics")
             runners.append(await _start(metrics_app, metrics_listen, "metrics", passed))
+        if config.admin.listen is not None:
+            # Imported here: with the page off, its templates and image code never load.
+            from totpd.admin import create_admin_app
+
+            admin_app = create_admin_app(services)
+            passed = activated.get("admin")
+            runners.append(await _start(admin_app, config.admin.listen, "admin page", passed))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

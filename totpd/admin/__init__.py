@@ -1,0 +1,8 @@
+"""The local admin web page: sign in, enrol accounts (paste, upload, camera), see the lists.
+
+Served by the daemon on its own loopback listener (`[admin] listen`); see docs-admin.md.
+"""
+
+from totpd.admin.app import create_admin_app
+
+__all__ = ["create_admin_app"]

@@ -1,0 +1,176 @@
+"""Enrolment from the page: a pasted otpauth:// URI, or an uploaded (or dropped) QR screenshot.
+
+The camera needs no route of its own: the page's script reads the QR code in the browser and
+puts its text in the paste form. Everything is checked before anything is stored, and a
+failure leaves the directory and the secret store as they were.
+"""
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from PIL import Image
+
+from totpd.admin.auth import signed_in
+from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
+from totpd.admin.pages import redirect
+from totpd.admin.sessions import Session, Tone
+from totpd.admin.site import MAX_IMAGE_PIXELS, SITE, Refused
+from totpd.cli import add_account
+from totpd.config import Config
+from totpd.directory import Directory, DirectoryFile
+from totpd.enrol import Enrolment, parse_image, parse_text
+from totpd.errors import DirectoryError, EnrolError
+from totpd.users import MAX_ACCOUNTS_PER_USER
+
+
+@contextlib.contextmanager
+def _image_file(image: bytes) -> Iterator[Path]:
+    """The upload as a file for the decoder: in memory (memfd) where the OS allows."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("totpd-upload", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, image)
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile(prefix="totpd-upload-") as file:  # pragma: no cover
+        file.write(image)
+        file.flush()
+        yield Path(file.name)
+
+
+def _check_size(path: Path) -> None:
+    """Refuse images too large to decode here, from the header alone (nothing is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = image.width * image.height
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        pixels = MAX_IMAGE_PIXELS + 1
+    except (OSError, ValueError, SyntaxError):
+        return  # not an image, or damaged: parse_image says so in its own words
+    if pixels > MAX_IMAGE_PIXELS:
+        raise EnrolError(
+            f"the image is too large to decode ({pixels // 1_000_000} megapixels; the limit is"
+            f" {MAX_IMAGE_PIXELS // 1_000_000}): crop the screenshot to the QR code"
+        )
+
+
+def decode_image(image: bytes) -> list[Enrolment]:
+    """The accounts in the QR code(s) of an uploaded image; EnrolError says what is wrong."""
+    with _image_file(image) as path:
+        try:
+            _check_size(path)
+            return parse_image(path)
+        except EnrolError as exc:
+            # parse_image names the file; here that is a meaningless /proc path.
+            raise EnrolError(str(exc).removeprefix(f"{path}: ")) from None
+
+
+def _chosen(enrolments: list[Enrolment], name: str, label: str) -> list[Enrolment]:
+    if not name and not label:
+        return enrolments
+    if len(enrolments) != 1:
+        raise EnrolError(
+            f"this holds {len(enrolments)} accounts: leave the name and label empty to enrol"
+            " them all under their own names"
+        )
+    only = enrolments[0]
+    return [only.renamed(name or only.account.name, label or None)]
+
+
+def _with_users(directory: Directory, names: list[str], users: list[str]) -> Directory:
+    """`directory` with each of `users` also hearing the accounts `names`."""
+    for user_name in users:
+        user = directory.users.get(user_name)
+        if user is None:
+            raise DirectoryError(f"no user {user_name!r}")
+        accounts = user.accounts + tuple(n for n in names if n not in user.accounts)
+        if len(accounts) > MAX_ACCOUNTS_PER_USER:
+            raise DirectoryError(
+                f"{user_name} would hear {len(accounts)} accounts; the keypad menu holds"
+                f" {MAX_ACCOUNTS_PER_USER}"
+            )
+        directory = directory.with_user(replace(user, accounts=accounts))
+    return directory
+
+
+def enrol(config: Config, enrolments: list[Enrolment], users: list[str]) -> list[str]:
+    """Store each enrolment and let `users` hear it; check it all first. Returns the names."""
+    directory = DirectoryFile(config.paths.state_dir)
+    current = directory.current()
+    names = [e.account.name for e in enrolments]
+    taken = [n for n in names if n in current.accounts]
+    if taken:
+        raise DirectoryError(
+            f"account {taken[0]!r} already exists: choose another name (or remove it first)"
+        )
+    planned = current
+    for enrolment in enrolments:
+        planned = planned.with_account(enrolment.account)
+    _with_users(planned, names, users)  # raises now, before anything is stored
+    for enrolment in enrolments:
+        add_account(config, enrolment.account, enrolment.secret)
+    if users:
+        directory.update(lambda now: _with_users(now, names, users))
+    return names
+
+
+async def _enrol_and_report(
+    request: web.Request, session: Session, fields: MultiDictProxy[str], found: list[Enrolment]
+) -> web.StreamResponse:
+    site = request.app[SITE]
+    name = fields.get("name", "").strip()
+    label = fields.get("label", "").strip()
+    users = [u for u in fields.getall("users", []) if u]
+    try:
+        chosen = _chosen(found, name, label)
+        names = await asyncio.to_thread(enrol, site.services.config, chosen, users)
+    except EnrolError as exc:
+        raise Refused(400, f"Not enrolled: {exc}.") from None
+    except DirectoryError as exc:
+        raise Refused(409, f"Not enrolled: {exc}.") from None
+    heard_by = f", heard by {', '.join(users)}" if users else " (no user hears it yet)"
+    session.tell(Tone.OK, f"Enrolled {', '.join(names)}{heard_by}.")
+    return redirect("/")
+
+
+@signed_in
+async def enrol_text(request: web.Request, session: Session) -> web.StreamResponse:
+    """POST /enrol/text: a pasted otpauth:// URI (or export URI, or base32 secret)."""
+    form = await read_form(request)
+    check_csrf(session, form.get("csrf"))
+    text = form.get("uri", "")
+    try:
+        found = parse_text(text)
+    except EnrolError as exc:
+        raise Refused(400, f"Not enrolled: {exc}.") from None
+    if not form.get("name", "").strip() and not any("://" in line for line in text.splitlines()):
+        raise Refused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
+    return await _enrol_and_report(request, session, form, found)
+
+
+@signed_in
+async def enrol_image(request: web.Request, session: Session) -> web.StreamResponse:
+    """POST /enrol/image: a screenshot or photo with a QR code, decoded here."""
+    upload: Upload = await read_upload(request)
+    check_csrf(session, upload.fields.get("csrf"))
+    if not upload.image:
+        raise Refused(400, "Not enrolled: choose an image file first.")
+    site = request.app[SITE]
+    try:
+        async with site.decoding:
+            found = await asyncio.to_thread(decode_image, upload.image)
+    except EnrolError as exc:
+        raise Refused(400, f"Not enrolled: {exc}.") from None
+    return await _enrol_and_report(request, session, MultiDictProxy(upload.fields), found)

@@ -1,0 +1,167 @@
+"""The pages: templates (auto-escaped), and the home page with its lists.
+
+The lists show what the directory holds about accounts and users, and the lockouts now in
+force. Secrets never reach a template: they live in the secret store, which no page reads.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from totpd.admin.sessions import Notice, Session, Tone
+from totpd.admin.site import SITE
+from totpd.directory import Directory
+from totpd.errors import LockoutUnavailable, TotpdError
+from totpd.lockout import LockState
+from totpd.otp import Kind
+from totpd.services import Services
+
+
+def create_templates() -> jinja2.Environment:
+    """The page templates; every value is HTML-escaped unless a template says otherwise."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("totpd.admin", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    """An HTML response from `template`."""
+    html = request.app[SITE].templates.get_template(template).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def redirect(location: str) -> web.Response:
+    """A 303 See Other to `location`: after a form post, the browser GETs the next page."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One account as listed: everything but its secret."""
+
+    name: str
+    label: str
+    kind: str
+    algorithm: str
+    digits: int
+    timing: str
+    users: str
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """One user as listed: never the PIN hash."""
+
+    name: str
+    number: int
+    accounts: str
+    callers: str
+
+
+def account_rows(directory: Directory) -> list[AccountRow]:
+    """Every account, with the users who may hear it."""
+    rows = []
+    for account in directory.accounts.values():
+        users = [u.name for u in directory.users.values() if account.name in u.accounts]
+        timing = (
+            f"every {account.period_s} s"
+            if account.kind is Kind.TOTP
+            else f"counter {account.counter}"
+        )
+        rows.append(
+            AccountRow(
+                name=account.name,
+                label=account.label,
+                kind=account.kind.value.upper(),
+                algorithm=account.algorithm,
+                digits=account.digits,
+                timing=timing,
+                users=", ".join(users) or "nobody yet",
+            )
+        )
+    return rows
+
+
+def user_rows(directory: Directory) -> list[UserRow]:
+    """Every user, with the accounts they hear and the numbers they may call from."""
+    return [
+        UserRow(
+            name=user.name,
+            number=user.number,
+            accounts=", ".join(user.accounts) or "none",
+            callers=", ".join(user.callers) or "any number",
+        )
+        for user in directory.users.values()
+    ]
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    """One lockout key as listed: its layer, its key, how full its window is."""
+
+    layer: str
+    key: str
+    failures: int
+    limit: int
+    locked: bool
+    until: str
+
+
+def _row(state: LockState) -> HeldRow:
+    until = datetime.fromtimestamp(state.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return HeldRow(
+        layer=state.layer.value,
+        key=state.key,
+        failures=state.failures,
+        limit=state.limit,
+        locked=state.locked,
+        until=until,
+    )
+
+
+async def lockout_rows(services: Services) -> list[HeldRow]:
+    """Every key with failures on record (locked or not), global first."""
+    try:
+        return [_row(state) for state in await services.lockout.status()]
+    except LockoutUnavailable:
+        raise LockoutUnavailable("The lockout storage cannot be read right now.") from None
+
+
+async def home_page(
+    request: web.Request, session: Session, status: int = 200, error: str = ""
+) -> web.Response:
+    """The home page: the enrolment forms, the lists, and any messages."""
+    site = request.app[SITE]
+    notices = session.take_notices()
+    if error:
+        notices.append(Notice(Tone.ERROR, error))
+    directory = site.services.directory.current()
+    try:
+        held = await lockout_rows(site.services)
+        lockout_error = ""
+    except TotpdError as exc:
+        held, lockout_error = [], str(exc)
+    return render(
+        request,
+        "home.html",
+        status=status,
+        csrf_token=session.csrf_token,
+        notices=notices,
+        accounts=account_rows(directory),
+        users=user_rows(directory),
+        lockouts=held,
+        lockout_error=lockout_error,
+        max_upload_mb=site.max_upload_bytes >> 20,
+    )
+
+
+async def home(request: web.Request, session: Session) -> web.StreamResponse:
+    """GET /: the home page."""
+    return await home_page(request, session)
