@@ -154,3 +154,20 @@ def test_generate_for_a_taken_name_writes_no_qr(config_path: Path, tmp_path: Pat
     assert "already enrolled: acme" in result.stderr
     assert not image.exists()
     assert current_code(config_path, "acme") in codes_for(SECRET)  # the old seed is kept
+
+
+def test_no_failure_prints_the_secret_it_was_given(config_path: Path, tmp_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "example", "--label", "Mine", stdin=SECRET)
+    attempts = [
+        ("account", "import", TWO_ACCOUNTS),  # a taken name
+        ("account", "add", "x", f"otpauth://totp/X?secret={SECRET}&algorithm=MD5"),
+        ("account", "add", "x", f"otpauth://totp/X?secret={SECRET}&period=0"),
+        ("account", "add", "x", SECRET[:-3] + "!!!"),
+        ("account", "add", "Bad Name", SECRET),
+    ]
+    for *args, stdin in attempts:
+        result = run_totpd(config_path, *args, stdin=stdin)
+        assert result.returncode != 0, args
+        output = result.stdout + result.stderr
+        for secret in (SECRET, SECRET[:-3], "JBSWY3DPEHPK3PXP"):
+            assert secret not in output, (args, output)
