@@ -61,11 +61,27 @@ def exposure(unit: Path) -> float:
     return float(found.group(1))
 
 
-def test_exposure_score_is_at_most_one_and_a_half(capsys: pytest.CaptureFixture[str]) -> None:
-    score = exposure(SERVICE)
+def test_exposure_score_is_at_most_one_and_a_half(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copy(SERVICE, tmp_path / "totpd.service")  # the unit alone, no drop-ins
+    score = exposure(tmp_path / "totpd.service")
     with capsys.disabled():
         print(f"\n[systemd-analyze security --offline=true] totpd.service exposure: {score}")
     assert score <= MAX_EXPOSURE
+
+
+def test_the_private_network_drop_in_lowers_the_score_further(tmp_path: Path) -> None:
+    # systemd-analyze reads drop-ins from <unit>.d/ next to the unit file.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(SERVICE, alone / "totpd.service")
+    shutil.copy(SERVICE, tmp_path / "totpd.service")
+    (tmp_path / "totpd.service.d").mkdir()
+    shutil.copy(DEPLOY / "dropins" / "private-network.conf", tmp_path / "totpd.service.d")
+    with_drop_in = exposure(tmp_path / "totpd.service")
+    assert with_drop_in < exposure(alone / "totpd.service")
+    assert with_drop_in <= 0.6
 
 
 def test_an_unhardened_unit_scores_worse(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ activation by systemd's own `systemd-socket-activate`."""
 import asyncio
 import itertools
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -332,3 +333,16 @@ def test_under_journald_records_carry_structured_fields() -> None:
     assert plain["MESSAGE"] == "plain line"
     assert plain["PRIORITY"] == "4"
     assert "CALL_UUID" not in plain
+
+
+def test_an_unreachable_manager_never_breaks_the_daemon(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # E.g. an abstract $NOTIFY_SOCKET seen from another network namespace: nobody listens.
+    monkeypatch.setenv("NOTIFY_SOCKET", f"@totpd-nobody-{secrets.token_hex(8)}")
+    systemd._warn_unreachable.cache_clear()  # warned once per process; start fresh
+    with caplog.at_level(logging.WARNING, logger="totpd.systemd"):
+        assert not systemd.notify_ready("x")
+        assert not systemd.notify("WATCHDOG=1")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "totpd.systemd"]
+    assert warnings == ["cannot notify the service manager: Connection refused"]

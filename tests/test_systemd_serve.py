@@ -27,10 +27,13 @@ WATCHDOG_USEC = 200_000  # pings every 0.1 s
 class Notifications:
     """Every sd_notify datagram sent to an abstract socket, with its arrival time."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        # Abstract by default; a path like systemd's /run/systemd/notify also reaches a
+        # service in another network namespace (abstract names are per namespace).
         self.name = f"totpd-serve-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.name)
+        self.sock.bind(str(path) if path else "\0" + self.name)
         self.sock.settimeout(0.05)
         self.received: list[tuple[float, dict[str, str]]] = []
         self._lock = threading.Condition()
@@ -56,7 +59,7 @@ class Notifications:
     @property
     def address(self) -> str:
         """The $NOTIFY_SOCKET value."""
-        return "@" + self.name
+        return str(self.path) if self.path else "@" + self.name
 
     def wait_for(self, key: str, value: str | None = None, timeout_s: float = 20) -> dict[str, str]:
         """The first message carrying `key` (= `value` when given), waiting if need be."""
@@ -296,6 +299,59 @@ def test_socket_activation_serves_the_passed_socket(daemon: Daemon) -> None:
     assert not port_accepts(daemon.port), "the configured port is not bound when a socket is passed"
     assert f"webhooks listening on 127.0.0.1:{passed_port} (socket activation)" in daemon.log()
     assert daemon.stop() == 0
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a network namespace"
+)
+def test_with_private_network_both_listeners_come_from_systemd(tmp_path: Path) -> None:
+    # The private-network drop-in: the service has no network of its own (here: a fresh
+    # network namespace with lo down), only the two sockets the socket units pass.
+    notifications = Notifications(tmp_path / "notify")
+    daemon = Daemon(tmp_path, notifications)
+    daemon.enrol()
+    activate, unshare = shutil.which("systemd-socket-activate"), shutil.which("unshare")
+    assert activate
+    assert unshare
+    webhooks_port, metrics_port = free_port(), free_port()
+    forwarded = [
+        f"--setenv={name}"
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", config_module.SIGNATURE_SECRET_ENV, "PATH")
+    ]
+    daemon.start(
+        activate,
+        "-l",
+        f"127.0.0.1:{webhooks_port}",
+        "-l",
+        f"127.0.0.1:{metrics_port}",
+        "--fdname=webhooks:metrics",
+        *forwarded,
+        unshare,  # keeps its PID when it execs, so $LISTEN_PID still matches
+        "--net",
+        "--",
+    )
+    deadline = time.monotonic() + 10
+    while not port_accepts(webhooks_port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    daemon.notifications.wait_for("READY", "1")
+    daemon.metrics_port = metrics_port
+    assert daemon.scrape()['totpd_build_info{version="0.1.0"}'] == 1
+    status, _ = http_post(webhooks_port, "/webhooks/answer")
+    assert status == 401
+    log = daemon.log()
+    assert f"metrics listening on 127.0.0.1:{metrics_port} (socket activation)" in log
+    assert daemon.stop() == 0
+    notifications.close()
+
+
+def http_post(port: int, path: str) -> tuple[int, bytes]:
+    """An unsigned POST with an empty JSON body."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - fixed URL
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
 
 
 def one_line_failure(daemon: Daemon, env: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ fields under journald and `key=value` pairs on stderr.
 """
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from systemd import daemon, journal
 
 SYSLOG_IDENTIFIER = "totpd"
+log = logging.getLogger(__name__)
 
 # A journal field name: upper case letters, digits and "_", not starting with "_" (those are
 # trusted fields set by journald itself), at most 64 characters.
@@ -155,7 +157,18 @@ def notify(*assignments: str) -> bool:
     """
     if not os.environ.get("NOTIFY_SOCKET") or not assignments:
         return False
-    return bool(daemon.notify("\n".join(assignments)))
+    try:
+        return bool(daemon.notify("\n".join(assignments)))
+    except OSError as exc:
+        # The manager went away or is unreachable (an abstract socket from another network
+        # namespace): serving matters more than telling it. The watchdog will notice.
+        _warn_unreachable(exc.strerror or str(exc))
+        return False
+
+
+@functools.cache
+def _warn_unreachable(reason: str) -> None:
+    log.warning("cannot notify the service manager: %s", reason)  # once per reason
 
 
 def _status_line(text: str) -> str:
