@@ -63,6 +63,10 @@ async def test_enrol_a_screenshot_and_hear_it_on_a_call(
     assert passwd.returncode == 0, passwd.stderr
     base = f"http://127.0.0.1:{admin_port}"
 
+    # A caller mistypes their PIN once: the page will show it among the lockouts.
+    typo = await asyncio.to_thread(run_totpd, config_path, "call", "--press", "999999")
+    assert "not accepted" in typo.stdout
+
     await sign_in(browser, f"{base}/")
     assert browser.url == f"{base}/"
     await browser.check("#upload-user-1")
@@ -72,6 +76,8 @@ async def test_enrol_a_screenshot_and_hear_it_on_a_call(
     row = await browser.inner_text("#accounts tr:has(code:text-is('example'))")
     assert row.split("\t") == ["example", "Example", "TOTP", "SHA1", "6", "every 30 s", "alice"]
     assert EXAMPLE_SEED not in await browser.content()
+    caller_row = await browser.inner_text(f"#lockouts tr:has(code:text-is('{CALLER}'))")
+    assert caller_row.startswith(f"caller\t{CALLER}\t1 of 3\topen")
     ARTIFACTS.mkdir(exist_ok=True)
     await browser.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
 

@@ -5,6 +5,7 @@ send on its own (a foreign Host, a cross-site post, a planted session id, a bad 
 """
 
 import hashlib
+import os
 import re
 import stat
 from dataclasses import replace
@@ -288,3 +289,26 @@ def test_the_vendored_qr_reader_is_the_documented_release() -> None:
         .read_text()
         .startswith("                                 Apache License")
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as `sudo totpd admin passwd` has")
+def test_admin_passwd_as_root_leaves_the_file_to_the_daemons_user(
+    config_path: Path, config: Config
+) -> None:
+    nobody = 65534
+    os.chown(config.paths.state_dir, nobody, nobody)
+    result = run_totpd(config_path, "admin", "passwd", stdin=f"{ADMIN_PASSWORD}\n")
+    assert result.returncode == 0, result.stderr
+    stored = (config.paths.state_dir / PASSWORD_FILE).stat()
+    assert (stored.st_uid, stored.st_gid) == (nobody, nobody)
+
+
+def test_a_hash_with_old_cost_settings_is_upgraded_at_sign_in(config: Config) -> None:
+    state_dir = config.paths.state_dir
+    AdminPassword(state_dir, config.pins).set(ADMIN_PASSWORD)
+    old_hash = (state_dir / PASSWORD_FILE).read_text()
+    dearer = replace(config.pins, argon2_time_cost=config.pins.argon2_time_cost + 1)
+    assert AdminPassword(state_dir, dearer).verify_sync(ADMIN_PASSWORD)
+    new_hash = (state_dir / PASSWORD_FILE).read_text()
+    assert new_hash != old_hash
+    assert f"t={dearer.argon2_time_cost}," in new_hash

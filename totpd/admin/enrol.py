@@ -7,6 +7,7 @@ failure leaves the directory and the secret store as they were.
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -27,8 +28,11 @@ from totpd.cli import add_account
 from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
 from totpd.enrol import Enrolment, parse_image, parse_text
+from totpd.enrol.qr import FORMATS
 from totpd.errors import DirectoryError, EnrolError
 from totpd.users import MAX_ACCOUNTS_PER_USER
+
+log = logging.getLogger("totpd.admin")
 
 
 @contextlib.contextmanager
@@ -53,7 +57,7 @@ def _check_size(path: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=FORMATS) as image:
                 pixels = image.width * image.height
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         pixels = MAX_IMAGE_PIXELS + 1
@@ -140,6 +144,12 @@ async def _enrol_and_report(
         raise Refused(400, f"Not enrolled: {exc}.") from None
     except DirectoryError as exc:
         raise Refused(409, f"Not enrolled: {exc}.") from None
+    log.info(
+        "admin page enrolled %s (users: %s)",
+        ", ".join(names),
+        ", ".join(users) or "none",
+        extra={"fields": {"ACCOUNT": ",".join(names), "OUTCOME": "enrolled"}},
+    )
     heard_by = f", heard by {', '.join(users)}" if users else " (no user hears it yet)"
     session.tell(Tone.OK, f"Enrolled {', '.join(names)}{heard_by}.")
     return redirect("/")

@@ -5,6 +5,7 @@ effect without a restart and ends every session signed in under the old one.
 """
 
 import asyncio
+import os
 import secrets
 from pathlib import Path
 
@@ -58,7 +59,14 @@ class AdminPassword:
         """Hash `password` and replace the stored hash (atomically, readable by the owner only)."""
         self.check_policy(password)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(self.path, self._hasher.hash(password).encode() + b"\n", mode=0o600)
+        self._write(self._hasher.hash(password))
+
+    def _write(self, password_hash: str) -> None:
+        write_atomic(self.path, password_hash.encode() + b"\n", mode=0o600)
+        # Run as root (sudo totpd admin passwd), the file must still be the daemon's to read.
+        state_dir = self.path.parent.stat()
+        if os.geteuid() == 0 and state_dir.st_uid != 0:
+            os.chown(self.path, state_dir.st_uid, state_dir.st_gid)
 
     def _stored(self) -> str | None:
         try:
@@ -93,7 +101,7 @@ class AdminPassword:
         if stored is None:
             return False
         if self._hasher.check_needs_rehash(stored):
-            write_atomic(self.path, self._hasher.hash(guess).encode() + b"\n", mode=0o600)
+            self._write(self._hasher.hash(guess))
         return True
 
     async def verify(self, guess: str) -> bool:
