@@ -8,15 +8,22 @@ When Redis cannot be reached every operation raises (StateUnavailable, LockoutUn
 through the lockout layer): the web layer answers 503 and no PIN is checked. The client
 reconnects by itself once Redis is back.
 
+totpd's scripts go by EVAL, and `limits`' scripts are loaded into Redis's script cache before
+first use (again after any failure, e.g. a restarted Redis): an EVALSHA that meets an empty
+cache fails, and the client then drops the connection under every request sharing it.
+
 Keys: `totpd:call:<uuid>` (a hash: call, step, busy), `totpd:jti:<jti>`, and the lockout
 windows under `totpd:lockout:` in `limits`' own layout.
 """
 
+import asyncio
 from typing import Any, cast
 
 import coredis
 from coredis.exceptions import RedisError
+from coredis.retry import NoRetryPolicy
 from limits.aio.storage import RedisStorage, Storage
+from limits.aio.storage.redis.bridge import RedisBridge
 
 from totpd.flow import Call, Step
 from totpd.state import StateUnavailable, decode_call, encode_call
@@ -68,6 +75,7 @@ end
 return 0
 """
 RELEASE_SLACK_S = 0.001  # timestamps pass through Lua's number formatting
+LIMITS_SCRIPTS = (RedisBridge.SCRIPT_MOVING_WINDOW, RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW)
 
 
 def _unavailable(exc: Exception) -> StateUnavailable:
@@ -84,10 +92,37 @@ class RedisState:
             decode_responses=True,
             stream_timeout=TIMEOUTS_S["stream_timeout"],
             connect_timeout=TIMEOUTS_S["connect_timeout"],
+            # A retried script may run twice (its first reply lost): a call would look
+            # created already, a jti replayed. Fail the request instead; Vonage retries.
+            retry_policy=NoRetryPolicy(),
         )
+        self._scripts_loaded = False
+        self._loading: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return "RedisState(...)"  # the URL may carry a password
+
+    async def run(self, script: str, keys: tuple[str, ...], args: tuple[str | int, ...]) -> Any:
+        """Run one of totpd's scripts (atomic in Redis); StateUnavailable on any failure."""
+        try:
+            return await self.client.eval(script, keys, args)
+        except FAILURES as exc:
+            raise _unavailable(exc) from None
+
+    async def load_limits_scripts(self) -> None:
+        """Put `limits`' scripts into Redis's script cache, once (again after a failure)."""
+        if self._scripts_loaded:
+            return
+        self._loading = self._loading or asyncio.Lock()
+        async with self._loading:
+            if not self._scripts_loaded:
+                for script in LIMITS_SCRIPTS:
+                    await self.client.script_load(script)
+                self._scripts_loaded = True
+
+    def lost(self) -> None:
+        """Redis failed: it may come back empty, so load the scripts again before next use."""
+        self._scripts_loaded = False
 
     def calls(self) -> "RedisCallStore":
         """The call store over this client."""
@@ -114,52 +149,35 @@ class RedisCallStore:
     """CallStore in Redis (see totpd.state.CallStore)."""
 
     def __init__(self, state: RedisState) -> None:
-        self._client = state.client
-        self._create = state.client.register_script(CREATE)
-        self._claim = state.client.register_script(CLAIM)
-        self._settle = state.client.register_script(SETTLE)
-        self._discard = state.client.register_script(DISCARD)
+        self._state = state
 
     async def create(self, call: Call, ttl_s: int) -> bool:
         """See CallStore."""
         args = (encode_call(call), call.step.value, ttl_s)
-        try:
-            created = await self._create([_call_key(call.uuid)], args)
-        except FAILURES as exc:
-            raise _unavailable(exc) from None
-        return bool(created)
+        return bool(await self._state.run(CREATE, (_call_key(call.uuid),), args))
 
     async def claim(self, uuid: str, step: Step) -> Call | None:
         """See CallStore."""
-        try:
-            text = await self._claim([_call_key(uuid)], (step.value,))
-        except FAILURES as exc:
-            raise _unavailable(exc) from None
+        text = await self._state.run(CLAIM, (_call_key(uuid),), (step.value,))
         return decode_call(cast(str, text)) if text else None
 
     async def settle(self, call: Call, ttl_s: int) -> None:
         """See CallStore."""
-        try:
-            if call.step is Step.ENDED:
-                await self._client.delete([_call_key(call.uuid)])
-            else:
-                args = (encode_call(call), call.step.value, ttl_s)
-                await self._settle([_call_key(call.uuid)], args)
-        except FAILURES as exc:
-            raise _unavailable(exc) from None
+        if call.step is Step.ENDED:
+            await self._state.run(DISCARD, (_call_key(call.uuid),), ())
+        else:
+            args = (encode_call(call), call.step.value, ttl_s)
+            await self._state.run(SETTLE, (_call_key(call.uuid),), args)
 
     async def discard(self, uuid: str) -> Call | None:
         """See CallStore."""
-        try:
-            text = await self._discard([_call_key(uuid)])
-        except FAILURES as exc:
-            raise _unavailable(exc) from None
+        text = await self._state.run(DISCARD, (_call_key(uuid),), ())
         return decode_call(cast(str, text)) if text else None
 
     async def count(self) -> int:
         """See CallStore."""
         try:
-            return sum([1 async for _ in self._client.scan_iter(f"{PREFIX}:call:*")])
+            return sum([1 async for _ in self._state.client.scan_iter(f"{PREFIX}:call:*")])
         except FAILURES as exc:
             raise _unavailable(exc) from None
 
@@ -180,15 +198,38 @@ class RedisReplayCache:
             raise _unavailable(exc) from None
 
 
+class _LimitsStorage(RedisStorage):
+    """`limits`' Redis storage, with its scripts loaded before the moving window runs them."""
+
+    def __init__(self, state: RedisState, **options: Any) -> None:
+        super().__init__("async+" + state.url, key_prefix=LOCKOUT_PREFIX, **options)
+        self._state = state
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """See limits' RedisStorage."""
+        try:
+            await self._state.load_limits_scripts()
+            return await super().acquire_entry(key, limit, expiry, amount)
+        except Exception:
+            self._state.lost()
+            raise
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """See limits' RedisStorage."""
+        try:
+            await self._state.load_limits_scripts()
+            return await super().get_moving_window(key, limit, expiry)
+        except Exception:
+            self._state.lost()
+            raise
+
+
 class RedisWindows:
     """The lockout's WindowStore in Redis: `limits`' own Redis storage, and two more verbs."""
 
     def __init__(self, state: RedisState) -> None:
-        self._client = state.client
-        self._release = state.client.register_script(RELEASE)
-        uri = "async+" + state.url
-        options: dict[str, Any] = {**TIMEOUTS_S}
-        self._storage = RedisStorage(uri, key_prefix=LOCKOUT_PREFIX, **options)
+        self._state = state
+        self._storage = _LimitsStorage(state, **TIMEOUTS_S)
 
     @property
     def storage(self) -> Storage:
@@ -198,12 +239,13 @@ class RedisWindows:
     async def keys(self) -> list[str]:
         """See WindowStore (raises on a Redis failure; the lockout turns it into its own)."""
         start = len(LOCKOUT_PREFIX) + 1
-        return [k[start:] async for k in self._client.scan_iter(f"{LOCKOUT_PREFIX}:*")]
+        scan = self._state.client.scan_iter(f"{LOCKOUT_PREFIX}:*")
+        return [k[start:] async for k in scan]
 
     async def release(self, key: str, since_s: float, until_s: float) -> None:
         """See WindowStore."""
-        bounds = (since_s - RELEASE_SLACK_S, until_s + RELEASE_SLACK_S)
-        await self._release([f"{LOCKOUT_PREFIX}:{key}"], bounds)
+        bounds = (f"{since_s - RELEASE_SLACK_S:.6f}", f"{until_s + RELEASE_SLACK_S:.6f}")
+        await self._state.run(RELEASE, (f"{LOCKOUT_PREFIX}:{key}",), bounds)
 
     async def close(self) -> None:
         """Nothing beyond RedisState.close."""
