@@ -218,6 +218,7 @@ def test_sysusers_and_tmpfiles_create_the_user_and_private_directories(tmp_path:
     assert mode_and_owner(root / "etc/credstore.encrypted") == (0o700, 0, 0)
     assert mode_and_owner(root / "var/lib/totpd") == (0o700, uid, gid)
     assert mode_and_owner(stray)[1:] == (uid, gid), "files an admin left as root are re-owned"
+    assert mode_and_owner(root / "var/backups/totpd") == (0o700, uid, gid)
 
 
 def test_shell_scripts_pass_shellcheck() -> None:
