@@ -1,6 +1,9 @@
 """TOTP and HOTP against the RFCs' own test vectors, base32 tolerance, the near-expiry rule."""
 
 import base64
+import hashlib
+import hmac
+import struct
 
 import pytest
 
@@ -110,3 +113,19 @@ def test_hotp_reading_has_no_expiry() -> None:
     account = Account("h", "H", kind=Kind.HOTP, counter=3)
     reading = reading_at(account, SEED, 0, min_seconds_left=8)
     assert (reading.digits, reading.seconds_left) == (RFC4226_CODES[3][-6:], None)
+
+
+def reference_hotp(key: bytes, counter: int, digits: int = 6) -> str:
+    """RFC 4226 section 5.3, written out independently of pyotp."""
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+def test_short_secrets_and_long_periods_still_give_codes() -> None:
+    # 80-bit secrets (common in Google Authenticator exports) and periods over 120 s.
+    key = b"0123456789"  # 80 bits
+    account = Account("short", "Short", period_s=300)
+    assert totp_at(account, b32(key), 1_000_000) == reference_hotp(key, 1_000_000 // 300)
+    assert reading_at(account, b32(key), 1_000_000, min_seconds_left=8).seconds_left == 200
