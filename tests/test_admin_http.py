@@ -173,6 +173,14 @@ async def test_a_new_password_ends_signed_in_sessions(
     assert status == 200
 
 
+async def test_a_forged_sign_in_is_refused_even_with_the_password(admin: Client) -> None:
+    await admin.get("/login")  # a session, but the form's token is not sent
+    response = await admin.post("/login", data={"password": ADMIN_PASSWORD})
+    assert response.status == 403
+    assert "security token is missing or wrong" in await response.text()
+    assert (await admin.get("/", allow_redirects=False)).status == 303  # not signed in
+
+
 async def test_without_a_password_nobody_signs_in(
     aiohttp_client: AiohttpClient, services: Services
 ) -> None:
@@ -205,6 +213,22 @@ async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: Client
     form.add_field("image", b"\x89PNG" + bytes(6 << 20), filename="big.png")
     response = await admin.post("/enrol/image", data=form)
     assert response.status == 413
+
+
+async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
+    admin: Client, services: Services
+) -> None:
+    await sign_in(admin)
+    token = csrf_of(await (await admin.get("/")).text())
+    assert admin.app is not None
+    limit_bytes = admin.app[SITE].max_upload_bytes
+    form = FormData()
+    form.add_field("csrf", token)
+    form.add_field("image", b"\x89PNG" + bytes(limit_bytes - 3), filename="edge.png")
+    response = await admin.post("/enrol/image", data=form)  # within the length slack
+    assert response.status == 413
+    assert "That file is too large" in await response.text()
+    assert "example" not in services.directory.current().accounts
 
 
 async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:

@@ -81,6 +81,10 @@ def decode_image(image: bytes) -> list[Enrolment]:
             raise EnrolError(str(exc).removeprefix(f"{path}: ")) from None
 
 
+def _not_enrolled(status: int, exc: Exception) -> Refused:
+    return Refused(status, f"Not enrolled: {str(exc).rstrip('.')}.")
+
+
 def _chosen(enrolments: list[Enrolment], name: str, label: str) -> list[Enrolment]:
     if not name and not label:
         return enrolments
@@ -141,9 +145,9 @@ async def _enrol_and_report(
         chosen = _chosen(found, name, label)
         names = await asyncio.to_thread(enrol, site.services.config, chosen, users)
     except EnrolError as exc:
-        raise Refused(400, f"Not enrolled: {exc}.") from None
+        raise _not_enrolled(400, exc) from None
     except DirectoryError as exc:
-        raise Refused(409, f"Not enrolled: {exc}.") from None
+        raise _not_enrolled(409, exc) from None
     log.info(
         "admin page enrolled %s (users: %s)",
         ", ".join(names),
@@ -164,7 +168,7 @@ async def enrol_text(request: web.Request, session: Session) -> web.StreamRespon
     try:
         found = parse_text(text)
     except EnrolError as exc:
-        raise Refused(400, f"Not enrolled: {exc}.") from None
+        raise _not_enrolled(400, exc) from None
     if not form.get("name", "").strip() and not any("://" in line for line in text.splitlines()):
         raise Refused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
     return await _enrol_and_report(request, session, form, found)
@@ -182,5 +186,5 @@ async def enrol_image(request: web.Request, session: Session) -> web.StreamRespo
         async with site.decoding:
             found = await asyncio.to_thread(decode_image, upload.image)
     except EnrolError as exc:
-        raise Refused(400, f"Not enrolled: {exc}.") from None
+        raise _not_enrolled(400, exc) from None
     return await _enrol_and_report(request, session, MultiDictProxy(upload.fields), found)
