@@ -41,7 +41,7 @@ def test_duplicate_account_is_refused_and_the_first_kept(config_path: Path) -> N
     other = "KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD"
     again = run_totpd(config_path, "account", "add", "github", "--label", "X", stdin=other)
     assert again.returncode == 1
-    assert "already exists" in again.stderr
+    assert "already enrolled: github" in again.stderr
     code = run_totpd(config_path, "account", "code", "github").stdout.split()[0]
     assert code in codes_near_now(GITHUB_SEED)
 

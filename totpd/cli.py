@@ -45,17 +45,10 @@ def _names(text: str) -> tuple[str, ...]:
 # account ---------------------------------------------------------------------------------
 def add_account(config: Config, account: Account, secret: str) -> None:
     """Enrol `account`: its seed into the secret store, the rest into the directory."""
-    directory = DirectoryFile(config.paths.state_dir)
-    if account.name in directory.current().accounts:
-        raise DirectoryError(f"account {account.name!r} already exists (remove it first)")
-    open_store(config).set_seed(account.name, secret)
+    from totpd.enrol import Enrolment
+    from totpd.enrol.commit import enrol
 
-    def change(current: Directory) -> Directory:
-        if account.name in current.accounts:
-            raise DirectoryError(f"account {account.name!r} already exists (remove it first)")
-        return current.with_account(account)
-
-    directory.update(change)
+    enrol([Enrolment(account, secret)], open_store(config), DirectoryFile(config.paths.state_dir))
 
 
 def cmd_account_add(args: argparse.Namespace, config: Config) -> int:

@@ -53,7 +53,8 @@ class Directory:
         return next(n for n in range(1, len(taken) + 2) if n not in taken)
 
 
-def _encode(directory: Directory) -> bytes:
+def encode(directory: Directory) -> bytes:
+    """The directory file's bytes (also the directory part of a backup)."""
     document = {
         "version": FORMAT_VERSION,
         "accounts": [asdict(a) for a in directory.accounts.values()],
@@ -62,7 +63,8 @@ def _encode(directory: Directory) -> bytes:
     return json.dumps(document, indent=2).encode()
 
 
-def _decode(raw: bytes, path: Path) -> Directory:
+def decode(raw: bytes, path: Path) -> Directory:
+    """The inverse of `encode`; DirectoryError naming `path` when the bytes are not a directory."""
     try:
         document: dict[str, Any] = json.loads(raw)
         if document.get("version") != FORMAT_VERSION:
@@ -98,7 +100,7 @@ class DirectoryFile:
         stamp = self._stamp()
         if stamp != self._cached_stamp:
             self._cached = (
-                Directory() if stamp is None else _decode(self.path.read_bytes(), self.path)
+                Directory() if stamp is None else decode(self.path.read_bytes(), self.path)
             )
             self._cached_stamp = stamp
         return self._cached
@@ -118,5 +120,5 @@ class DirectoryFile:
         with self._locked():
             self._cached_stamp = None  # force a fresh read under the lock
             updated = change(self.current())
-            write_atomic(self.path, _encode(updated))
+            write_atomic(self.path, encode(updated))
             return updated

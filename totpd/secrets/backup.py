@@ -146,7 +146,7 @@ def collect(store: SecretStore, directory: Directory) -> tuple[Backup, list[str]
     if signature is not None:
         secrets[SIGNATURE_SECRET_NAME] = signature
     # The directory's own encoding, so a restore reads exactly what the directory file holds.
-    document = json.loads(directory_module._encode(directory))
+    document = json.loads(directory_module.encode(directory))
     created = datetime.now(UTC).isoformat(timespec="seconds")
     return Backup(secrets, document, created), missing
 
@@ -181,7 +181,7 @@ def restore(
     Refuses to replace a directory that has accounts or users unless `force`.
     """
     try:
-        restored = directory_module._decode(json.dumps(backup.directory).encode(), path)
+        restored = directory_module.decode(json.dumps(backup.directory).encode(), path)
     except DirectoryError as exc:
         raise SecretStoreError(f"{path}: the backed-up directory is not valid ({exc})") from None
     allowed = {seed_entry(name) for name in restored.accounts} | {SIGNATURE_SECRET_NAME}
