@@ -252,7 +252,7 @@ async def test_an_existing_name_is_refused_and_the_seed_kept(
     form = {"csrf": token, "uri": EXAMPLE_URI, "name": "github"}
     response = await admin.post("/enrol/text", data=form)
     assert response.status == 409
-    assert "already exists" in await response.text()
+    assert "already enrolled: github" in await response.text()
     assert services.secrets.seed("github") == before
 
 

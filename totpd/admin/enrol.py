@@ -24,12 +24,13 @@ from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
 from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
 from totpd.admin.site import MAX_IMAGE_PIXELS, SITE, Refused
-from totpd.cli import add_account
 from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
 from totpd.enrol import Enrolment, parse_image, parse_text
+from totpd.enrol.commit import enrol as store_all
 from totpd.enrol.qr import FORMATS
 from totpd.errors import DirectoryError, EnrolError
+from totpd.secrets import open_store
 from totpd.users import MAX_ACCOUNTS_PER_USER
 
 log = logging.getLogger("totpd.admin")
@@ -114,21 +115,15 @@ def _with_users(directory: Directory, names: list[str], users: list[str]) -> Dir
 
 
 def enrol(config: Config, enrolments: list[Enrolment], users: list[str]) -> list[str]:
-    """Store each enrolment and let `users` hear it; check it all first. Returns the names."""
+    """Store every enrolment or none, and let `users` hear them; check it all first."""
     directory = DirectoryFile(config.paths.state_dir)
-    current = directory.current()
     names = [e.account.name for e in enrolments]
-    taken = [n for n in names if n in current.accounts]
-    if taken:
-        raise DirectoryError(
-            f"account {taken[0]!r} already exists: choose another name (or remove it first)"
-        )
-    planned = current
+    planned = directory.current()
     for enrolment in enrolments:
-        planned = planned.with_account(enrolment.account)
+        if enrolment.account.name not in planned.accounts:
+            planned = planned.with_account(enrolment.account)
     _with_users(planned, names, users)  # raises now, before anything is stored
-    for enrolment in enrolments:
-        add_account(config, enrolment.account, enrolment.secret)
+    store_all(enrolments, open_store(config), directory)
     if users:
         directory.update(lambda now: _with_users(now, names, users))
     return names
