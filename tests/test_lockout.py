@@ -164,7 +164,10 @@ async def test_old_failures_do_not_count(tmp_path: Path) -> None:
 async def test_a_damaged_journal_trips_the_global_breaker(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    (state_dir / JOURNAL_FILE).write_bytes(b"\x00garbage\n" * 10)
+    two_days_ago = {"op": "hit", "key": "LIMITER/caller/1/3/15/minute", "at": time.time() - 2e5}
+    (state_dir / JOURNAL_FILE).write_bytes(
+        json.dumps({**two_days_ago, "ttl": 900}).encode() + b"\n" + b"\x00garbage\n" * 10
+    )
     lockout = open_lockout(state_dir)
     assert (await lockout.admit(CALLER, "alice")).refused_by is Layer.GLOBAL
     # The damage is pinned as real records: a second reader agrees, until an admin unlocks.

@@ -75,7 +75,6 @@ class LockoutFile(Storage, MovingWindowSupport):
         self._offset = 0  # bytes of the journal replayed so far (whole lines only)
         self._records = 0
         self._torn = False  # the file ends in a record a crashed writer never finished
-        self._last_at = 0.0
         self._damaged = False  # a replay counted unreadable records: pin them by compacting
         self._mutex = threading.Lock()
 
@@ -215,7 +214,8 @@ class LockoutFile(Storage, MovingWindowSupport):
             else:
                 raise ValueError(op)
         except (ValueError, KeyError, TypeError, OverflowError):
-            self._hit(self._damage_key, self._last_at or time.time(), self._damage_ttl_s)
+            # When it was written is unknown: count it from now (then pinned by compaction).
+            self._hit(self._damage_key, time.time(), self._damage_ttl_s)
             return False
         return True
 
@@ -225,7 +225,6 @@ class LockoutFile(Storage, MovingWindowSupport):
         window.ttl_s = max(window.ttl_s, ttl_s)
         window.times.append(at_s)
         window.times.sort()
-        self._last_at = max(self._last_at, at_s)
 
     def _take_back(self, key: str, since_s: float, until_s: float) -> bool:
         window = self._windows.get(key)
