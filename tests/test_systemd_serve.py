@@ -2,6 +2,7 @@
 on, a watchdog, signals, socket activation, /metrics after an emulated call, and bad input
 that must end the process fast with one clear line."""
 
+import json
 import os
 import re
 import secrets
@@ -439,3 +440,85 @@ def test_no_signature_secret_anywhere_fails_fast(daemon: Daemon, tmp_path: Path)
     credentials.mkdir()
     line = one_line_failure(daemon, credentials_env(daemon, credentials))
     assert line.startswith("totpd: error: no Vonage signature secret")
+
+
+JOURNAL_HOST = r"""
+import json, os, socket, subprocess, sys, time
+config_path, port = sys.argv[1], int(sys.argv[2])
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
+os.makedirs("/run/systemd/journal")
+journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+journal.bind("/run/systemd/journal/socket")
+journal.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+stream = open(os.path.join(os.path.dirname(config_path), "stderr.log"), "wb")
+st = os.fstat(stream.fileno())
+env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+daemon = subprocess.Popen([sys.executable, "-m", "totpd", "--config", config_path, "serve"],
+                          stdout=stream, stderr=stream, env=env)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            break
+    time.sleep(0.05)
+call = subprocess.run([sys.executable, "-m", "totpd", "--config", config_path, "call",
+                       "--press", sys.argv[3], "--press", "1", "--press", "", "--press", ""],
+                      capture_output=True, text=True, timeout=60)
+daemon.terminate()
+daemon.wait(timeout=30)
+journal.settimeout(0.5)
+datagrams = []
+try:
+    while True:
+        datagrams.append(journal.recv(1 << 16).hex())
+except TimeoutError:
+    pass
+print(json.dumps({"call_rc": call.returncode, "datagrams": datagrams,
+                  "stderr": open(stream.name).read()}))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare") or not Path("/run/systemd").is_dir(),
+    reason="needs root, unshare and /run/systemd to stand in for journald's socket",
+)
+def test_under_journald_the_daemon_logs_a_call_as_structured_fields(daemon: Daemon) -> None:
+    # `serve` detects journald from $JOURNAL_STREAM; a private mount namespace puts our own
+    # socket where libsystemd sends entries, so this reads what journald would store.
+    from tests.test_systemd import parse_journal_datagram
+
+    done = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            sys.executable,
+            "-c",
+            JOURNAL_HOST,
+            str(daemon.config_path),
+            str(daemon.port),
+            PIN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["call_rc"] == 0
+    assert report["stderr"] == "", "under journald nothing is written to stderr"
+    entries = [parse_journal_datagram(bytes.fromhex(d)) for d in report["datagrams"]]
+    assert all(entry["SYSLOG_IDENTIFIER"] == "totpd" for entry in entries)
+    pin = [e for e in entries if e.get("STEP") == "pin" and e.get("OUTCOME") == "accepted"]
+    assert len(pin) == 1, entries
+    assert pin[0]["USER"] == "alice"
+    assert pin[0]["CALLER"]
+    assert pin[0]["CALL_UUID"]
+    assert pin[0]["PRIORITY"] == "6"
+    call_entries = [e for e in entries if e.get("CALL_UUID") == pin[0]["CALL_UUID"]]
+    assert len(call_entries) >= 2, "the call can be followed by its CALL_UUID"
+    audit = [e for e in call_entries if e.get("ACCOUNT") == "github"]
+    assert audit, "the code read-out is an audit entry naming the account"
+    assert not any(PIN in value for entry in entries for value in entry.values())
