@@ -134,6 +134,20 @@ def test_the_credentials_are_the_ones_the_code_reads() -> None:
     )
 
 
+def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
+    # totpd-admin runs admin commands in a transient unit; its credentials must not drift.
+    script = (DEPLOY / "totpd-admin").read_text()
+    names = re.search(r"for name in ([\w -]+); do", script)
+    assert names, "totpd-admin lists its credentials in a for loop"
+    credstore = re.search(r"^CREDSTORE=(\S+)$", script, re.MULTILINE)
+    assert credstore
+    admin = {name: f"{credstore[1]}/{name}.cred" for name in names[1].split()}
+    unit = dict(v.split(":", 1) for v in values(SERVICE, "LoadCredentialEncrypted"))
+    assert admin == unit
+    for key in ("User", "UMask", "StateDirectory"):
+        assert f"-p {key}={values(SERVICE, key)[0]}" in script, key
+
+
 def test_the_sandbox_keeps_every_required_restriction() -> None:
     required = {
         "ProtectSystem": "strict",
