@@ -13,14 +13,24 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PIN, enrol_demo, free_port, run_totpd, write_config
+from tests.conftest import (
+    APPLICATION_ID,
+    PIN,
+    SIGNATURE_SECRET,
+    enrol_demo,
+    free_port,
+    run_totpd,
+    write_config,
+)
 from totpd import config as config_module
+from totpd import vonage
 
 WATCHDOG_USEC = 200_000  # pings every 0.1 s
 
@@ -522,3 +532,70 @@ def test_under_journald_the_daemon_logs_a_call_as_structured_fields(daemon: Daem
     audit = [e for e in call_entries if e.get("ACCOUNT") == "github"]
     assert audit, "the code read-out is an audit entry naming the account"
     assert not any(PIN in value for entry in entries for value in entry.values())
+
+
+def signed_post(port: int, path: str, fields: Mapping[str, object]) -> tuple[int, object]:
+    """POST `fields` as JSON, signed as Vonage signs webhooks."""
+    body = json.dumps(fields).encode()
+    token = vonage.sign_webhook(body, SIGNATURE_SECRET.encode(), time.time(), APPLICATION_ID)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method="POST",
+        headers={"Authorization": token, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - fixed URL
+        return response.status, json.loads(response.read())
+
+
+def input_path(ncco: object) -> str:
+    """The path of the NCCO's input eventUrl (built from public_url)."""
+    assert isinstance(ncco, list)
+    url = next(action["eventUrl"][0] for action in ncco if action["action"] == "input")
+    return str(urllib.parse.urlsplit(url).path)
+
+
+def test_sigterm_lets_an_in_flight_pin_check_finish(tmp_path: Path) -> None:
+    notifications = Notifications()
+    daemon = Daemon(tmp_path, notifications)
+    # Argon2 that takes about two seconds: a PIN check is in flight when SIGTERM arrives.
+    slow = daemon.config_path.read_text()
+    for key, value in (("argon2_time_cost", 10), ("argon2_memory_kib", 262144)):
+        slow = re.sub(rf"^{key} = \d+$", f"{key} = {value}", slow, flags=re.MULTILINE)
+    daemon.config_path.write_text(slow)
+    daemon.enrol()
+    daemon.start()
+    try:
+        notifications.wait_for("READY", "1")
+        call = {"from": "447700900001", "to": "447700900999", "uuid": "call-drain"}
+        status, ncco = signed_post(daemon.port, "/webhooks/answer", call)
+        assert status == 200
+        path = input_path(ncco)
+        if not path.endswith("pin"):  # a user-number step first
+            _, ncco = signed_post(daemon.port, path, {**call, "dtmf": {"digits": "1"}})
+            path = input_path(ncco)
+        result: list[tuple[int, object]] = []
+        pin_step = threading.Thread(
+            target=lambda: result.append(
+                signed_post(
+                    daemon.port, path, {**call, "dtmf": {"digits": PIN, "timed_out": False}}
+                )
+            )
+        )
+        pin_step.start()
+        time.sleep(0.3)
+        daemon.signal(signal.SIGTERM)
+        notifications.wait_for("STOPPING", "1")
+        time.sleep(0.2)
+        assert pin_step.is_alive(), "the PIN check was still running"
+        assert not port_accepts(daemon.port), "no new connections while draining"
+        pin_step.join(timeout=20)
+        assert result, "the in-flight webhook was answered"
+        status, ncco = result[0]
+        assert status == 200
+        assert "GitHub" in json.dumps(ncco)
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process is not None and daemon.process.poll() is None:
+            daemon.process.kill()
+        notifications.close()
