@@ -128,10 +128,15 @@ def _unavailable(exc: Exception) -> LockoutUnavailable:
 
 
 class Lockout:
-    """The three layers over one window store."""
+    """The three layers over one window store.
 
-    def __init__(self, config: LockoutConfig, store: WindowStore) -> None:
+    `scope` keeps another kind of guess (the admin page's passwords) in windows of its own on
+    the same store: its keys are "scope:key", so it never spends the callers' budget.
+    """
+
+    def __init__(self, config: LockoutConfig, store: WindowStore, scope: str = "") -> None:
         self.store = store
+        self.scope = scope
         self._limiter = MovingWindowRateLimiter(store.storage)
         self.limits = {
             Layer.GLOBAL: limits.parse(config.global_),
@@ -141,11 +146,19 @@ class Lockout:
         self._reported_s = float("-inf")
 
     def _rules(self, caller: str, user: str) -> list[tuple[Layer, str]]:
-        return [
+        rules = [
             (Layer.GLOBAL, EVERYONE),
             (Layer.CALLER, caller_key(caller)),
             (Layer.USER, user_key(user)),
         ]
+        return [(layer, self._scoped(key)) for layer, key in rules]
+
+    def _scoped(self, key: str) -> str:
+        return f"{self.scope}:{key}" if self.scope else key
+
+    def in_scope(self, key: str) -> bool:
+        """True for this instance's own keys (an unscoped one's never hold a colon)."""
+        return key.startswith(f"{self.scope}:") if self.scope else ":" not in key
 
     async def admit(self, caller: str, user: str) -> Admission:
         """Count one PIN attempt in every layer before it is checked, or name who refuses it.
@@ -271,7 +284,8 @@ class Lockout:
         except LockoutUnavailable:
             return
         for layer in Layer:
-            set_count(layer, sum(1 for s in states if s.layer is layer and s.locked))
+            locked = (s for s in states if s.layer is layer and s.locked and self.in_scope(s.key))
+            set_count(layer, sum(1 for _ in locked))
 
     async def close(self) -> None:
         """Release the storage's connections."""

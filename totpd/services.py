@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from totpd.config import Config
 from totpd.directory import DirectoryFile
 from totpd.errors import ConfigError
-from totpd.lockout import Lockout, LockState, global_window
+from totpd.lockout import Lockout, LockState, WindowStore, global_window
 from totpd.lockout_file import LockoutFile
 from totpd.metrics import Metrics, create_metrics
 from totpd.secrets import SecretStore, open_store
 from totpd.state import CallStore, MemoryCallStore, MemoryReplayCache, ReplayCache
 from totpd.users import PinHasher
+
+ADMIN_SCOPE = "admin"
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Services:
     signature_secret: bytes
     pins: PinHasher
     lockout: Lockout
+    admin_lockout: Lockout
     calls: CallStore
     replays: ReplayCache
     metrics: Metrics = field(default_factory=create_metrics)
@@ -41,27 +44,43 @@ class Services:
 
 @dataclass
 class SharedState:
-    """The lockout, the call store and the replay cache, from `[lockout] storage`."""
+    """The lockouts, the call store and the replay cache, from `[lockout] storage`."""
 
     lockout: Lockout
+    admin_lockout: Lockout  # the admin page's password guesses: same store, own windows
     calls: CallStore
     replays: ReplayCache
     close: Callable[[], None] = lambda: None
 
 
+def _release_nothing() -> None:
+    """The embedded state holds no connections."""
+
+
 def open_state(config: Config) -> SharedState:
     """Embedded (the lockout journal in the state directory, calls in memory) or Redis."""
     storage = config.lockout.storage
+    calls: CallStore
+    replays: ReplayCache
+    windows: WindowStore
+    close = _release_nothing
     if storage == "embedded":
         config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         damage_key, damage_ttl_s = global_window(config.lockout)
         windows = LockoutFile(config.paths.state_dir, damage_key, damage_ttl_s)
-        return SharedState(Lockout(config.lockout, windows), MemoryCallStore(), MemoryReplayCache())
-    from totpd.redis_state import RedisState
+        calls, replays = MemoryCallStore(), MemoryReplayCache()
+    else:
+        from totpd.redis_state import RedisState
 
-    shared = RedisState(storage)
+        shared = RedisState(storage)
+        windows, calls, replays = shared.windows(), shared.calls(), shared.replays()
+        close = shared.close
     return SharedState(
-        Lockout(config.lockout, shared.windows()), shared.calls(), shared.replays(), shared.close
+        Lockout(config.lockout, windows),
+        Lockout(config.lockout, windows, scope=ADMIN_SCOPE),
+        calls,
+        replays,
+        close,
     )
 
 
@@ -122,6 +141,7 @@ def open_services(config: Config) -> Services:
         signature_secret=signature_secret.encode(),
         pins=PinHasher(config.pins),
         lockout=state.lockout,
+        admin_lockout=state.admin_lockout,
         calls=state.calls,
         replays=state.replays,
         closers=[state.close],

@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
 from totpd.errors import DirectoryError
+from totpd.otp import NAME_PATTERN
 
 MAX_PIN_DIGITS = 20  # Vonage collects at most 20 DTMF digits per input
 MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
@@ -24,6 +25,15 @@ class User:
     pin_hash: str
     accounts: tuple[str, ...]
     callers: tuple[str, ...] = ()  # caller-ID allowlist; empty means any number
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise DirectoryError(
+                f"user name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
+                " starting with a letter or digit"
+            )
+        if not 1 <= self.number <= 999_999:
+            raise DirectoryError(f"keypad number {self.number} must be 1 to 999999")
 
     def __repr__(self) -> str:
         return f"User(name={self.name!r}, number={self.number}, accounts={self.accounts!r})"
