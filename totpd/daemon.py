@@ -1,6 +1,7 @@
 """`totpd serve`: the webhook listener and the metrics listener in one event loop."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,7 +28,9 @@ STATUS_INTERVAL_S = 10.0
 
 async def _scrape(request: web.Request) -> web.Response:
     services = request.app[METRICS_SERVICES]
-    services.metrics.calls_active.set(await services.calls.count())
+    # Shared state may be down (Redis): the scrape still answers, so the alerts can fire.
+    with contextlib.suppress(TotpdError):
+        services.metrics.calls_active.set(await services.calls.count())
     body = generate_latest(services.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
