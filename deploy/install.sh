@@ -87,7 +87,7 @@ if ((venv)); then
   # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
   "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
 fi
-for doc in README.md CHANGELOG.md docs-operations.md; do
+for doc in README.md CHANGELOG.md; do
   [[ ! -f $SOURCE/$doc ]] || install -D -m 0644 "$SOURCE/$doc" "$ROOT$PREFIX/$doc"
 done
 
