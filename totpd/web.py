@@ -6,6 +6,8 @@ request -> size cap -> signed-JWT check -> parse -> claim the call at its step
 """
 
 import asyncio
+import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from totpd import flow, ncco, vonage
+from totpd.config import CallConfig
 from totpd.directory import Directory
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
@@ -116,17 +119,29 @@ def _respond(services: Services, call: Call, prompts: list[ncco.Speakable]) -> w
     return web.json_response(actions)
 
 
+@functools.lru_cache(maxsize=8)
+def _greeting(
+    prompts: tuple[flow.Prompt, ...], step: Step, base_url: str, config: CallConfig
+) -> bytes:
+    """The answer NCCO as JSON. It depends only on these (hashable) values and carries no code,
+    so it is rendered once rather than on every call."""
+    return json.dumps(ncco.render(list(prompts), step, base_url, config)).encode()
+
+
 async def answer(request: web.Request) -> web.Response:
     """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
     services = request.app[SERVICES]
     start = vonage.parse_answer(await _authenticate(request))
-    users = list(services.directory.current().users)
-    sole_user = None if len(users) > 1 else (users[0] if users else "")
+    users = services.directory.current().users
+    sole_user = None if len(users) > 1 else next(iter(users), "")
     call, prompts = flow.start(start.uuid, start.caller, sole_user)
-    if not await services.calls.create(call, services.config.call.max_call_s):
+    config = services.config
+    if not await services.calls.create(call, config.call.max_call_s):
         raise WebhookRejected("duplicate_call", status=409)
-    _log_step(call, "answered")
-    return _respond(services, call, list(prompts))
+    if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
+        _log_step(call, "answered", logging.DEBUG)
+    body = _greeting(tuple(prompts), call.step, config.server.public_url, config.call)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def event(request: web.Request) -> web.Response:
@@ -282,8 +297,9 @@ def _pin_logged(call: Call, checked: PinChecked, layer: str = "") -> PinChecked:
     return checked
 
 
-def _log_step(call: Call, what: str) -> None:
-    log.info(
+def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:
+    log.log(
+        level,
         "call %s %s",
         call.uuid,
         what,
