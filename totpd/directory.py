@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from totpd.errors import DirectoryError
-from totpd.files import write_atomic
+from totpd.files import Stamp, stamp, write_atomic
 from totpd.otp import Account, Kind
 from totpd.users import User
 
@@ -86,23 +86,14 @@ class DirectoryFile:
         self.path = state_dir / DIRECTORY_FILE
         self._lock_path = state_dir / f".{DIRECTORY_FILE}.lock"
         self._cached: Directory = Directory()
-        self._cached_stamp: tuple[int, int] | None = None
-
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns)
+        self._cached_stamp: Stamp | None = None
 
     def current(self) -> Directory:
         """The directory as on disk now (a stat per call; re-read only when it changed)."""
-        stamp = self._stamp()
-        if stamp != self._cached_stamp:
-            self._cached = (
-                Directory() if stamp is None else decode(self.path.read_bytes(), self.path)
-            )
-            self._cached_stamp = stamp
+        now = stamp(self.path)
+        if now != self._cached_stamp:
+            self._cached = Directory() if now is None else decode(self.path.read_bytes(), self.path)
+            self._cached_stamp = now
         return self._cached
 
     @contextmanager

@@ -23,3 +23,15 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+Stamp = tuple[int, int]
+
+
+def stamp(path: Path) -> Stamp | None:
+    """(inode, mtime) of `path`, or None when it is absent: it changes on every atomic write."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)

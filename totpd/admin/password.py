@@ -14,13 +14,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
 from totpd.errors import ConfigError, TotpdError
-from totpd.files import write_atomic
+from totpd.files import Stamp, stamp, write_atomic
 
 PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
-
-Stamp = tuple[int, int]
 
 
 class AdminPasswordError(TotpdError):
@@ -79,11 +77,7 @@ class AdminPassword:
 
     def stamp(self) -> Stamp | None:
         """Identifies the stored hash (inode, mtime); it changes whenever the password does."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns)
+        return stamp(self.path)
 
     def is_set(self) -> bool:
         """True once `totpd admin passwd` has stored a password."""

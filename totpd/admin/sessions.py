@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from totpd.admin.password import Stamp
+from totpd.files import Stamp
 
 LIFETIME_S = 12 * 3600
 MAX_SESSIONS = 256
