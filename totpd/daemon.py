@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -128,6 +129,20 @@ async def _reload(services: Services) -> None:
     systemd.notify_ready(await _status(services))
 
 
+def _settle_collector() -> None:
+    """Keep the cyclic garbage collector's full passes rare and short.
+
+    A full pass walks every tracked object and stalls every request meanwhile: with thousands of
+    calls in progress it cost tens of milliseconds, several times a second under load. What
+    start-up loaded lives as long as the process, so it leaves the passes (gc.freeze); and the
+    oldest generation is collected after 100 middle passes instead of 10. Call state and the
+    replay cache hold no reference cycles: reference counting frees them either way.
+    """
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100)
+
+
 async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
 
@@ -163,6 +178,7 @@ async def run(config: Config) -> None:
         )
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
+        _settle_collector()
         systemd.notify_ready(await _status(services))
         await stop.wait()
         systemd.notify_stopping(f"draining in-flight webhooks (up to {DRAIN_S:.0f} s)")
