@@ -1,5 +1,5 @@
 """The floor for one Python process: a bare aiohttp handler that reads the body and returns
-the same answer NCCO totpd returns, with no checks at all.
+the same answer NCCO totpd returns, with no checks at all, on the same event loop as totpd.
 
     python -m bench.floor PORT
 """
@@ -11,7 +11,7 @@ import sys
 from aiohttp import web
 
 from bench.servers import PUBLIC_URL
-from totpd import daemon, ncco
+from totpd import ncco
 from totpd.config import CallConfig
 from totpd.flow import AskPin, Step, Welcome
 
@@ -34,12 +34,5 @@ async def serve(port: int) -> None:
     await asyncio.Event().wait()
 
 
-def main() -> None:
-    """Run on the same event loop implementation as `totpd serve`."""
-    loop_factory = getattr(daemon, "new_event_loop", asyncio.new_event_loop)
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(int(sys.argv[1])))
-
-
 if __name__ == "__main__":
-    main()
+    asyncio.run(serve(int(sys.argv[1])))

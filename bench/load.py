@@ -61,7 +61,7 @@ def run(
         "--connections",
         str(connections),
         "--duration",
-        f"{duration_s:g}s",
+        f"{max(1, round(duration_s))}s",  # wrk takes whole seconds
         "--timeout",
         "5s",
         "--script",

@@ -50,17 +50,12 @@ def machine() -> str:
         for line in os_release.read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
                 distro = line.split("=", 1)[1].strip('"')
-    try:
-        import uvloop  # noqa: F401 - only asking whether it is there
-
-        loop = f"uvloop {metadata.version('uvloop')}"
-    except ImportError:
-        loop = "asyncio"
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, {mem_kib / 1024 / 1024:.1f} GiB RAM;"
         f" {distro}, Linux {platform.release()}; Python {platform.python_version()},"
-        f" aiohttp {metadata.version('aiohttp')}, event loop {loop};"
-        f" Node.js {_first_line(['node', '--version'])}; {_first_line(['wrk', '--version'])}."
+        f" aiohttp {metadata.version('aiohttp')} on asyncio's own event loop;"
+        f" Node.js {_first_line(['node', '--version'])};"
+        f" {_first_line(['wrk', '--version']).split(' Copyright')[0]}."
         " Load generator and servers share the machine, on 127.0.0.1."
     )
 
