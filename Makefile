@@ -10,8 +10,8 @@ demo: setup
 	scripts/demo
 
 lint: setup
-	$(VENV)/ruff check totpd tests
-	$(VENV)/ruff format --check totpd tests
+	$(VENV)/ruff check totpd tests bench
+	$(VENV)/ruff format --check totpd tests bench
 	$(VENV)/mypy
 
 test: lint
