@@ -233,14 +233,17 @@ class Flood:
     run: Run
     target_rate: int
     calls: list[CallTiming]
+    alone: Run  # the flood without genuine calls: what a refusal costs
+    rss_before_kib: int
+    rss_after_kib: int
 
 
 FLOOD_CONNECTIONS = 50
 
 
 def flood(settings: Settings, progress: Callable[[str], None], target_rate: int = 5000) -> Flood:
-    """`target_rate` forged or unsigned requests per second at every webhook, and three
-    genuine calls (PIN, a fresh code, hang up) in the middle of it."""
+    """`target_rate` forged or unsigned requests per second at every webhook: first alone (what
+    a refusal costs), then with three genuine calls (PIN, a fresh code, hang up) in the middle."""
     home = settings.workdir / "flood"
     daemon = servers.start_totpd(servers.totpd_home(home))
     forged = home / "forged.req"
@@ -248,26 +251,23 @@ def flood(settings: Settings, progress: Callable[[str], None], target_rate: int 
     # Each connection sends, waits DELAY, sends again: DELAY a little under connections/rate,
     # since a refusal itself takes a fraction of a millisecond.
     delay_ms = max(1, int(FLOOD_CONNECTIONS * 1000 / target_rate * 0.93))
+
+    def send(duration_s: float) -> Run:
+        return load.run(
+            daemon, daemon.base_url, forged, duration_s, FLOOD_CONNECTIONS, delay_ms, True
+        )
+
+    async def with_calls() -> tuple[Run, list[CallTiming]]:
+        sent = asyncio.create_task(asyncio.to_thread(send, settings.duration_s))
+        await asyncio.sleep(min(3.0, settings.duration_s / 4))
+        calls = [await genuine_call(daemon, [PIN, "1"]) for _ in range(3)]
+        return await sent, calls
+
     try:
-
-        async def during() -> tuple[Run, list[CallTiming]]:
-            sent = asyncio.create_task(
-                asyncio.to_thread(
-                    load.run,
-                    daemon,
-                    daemon.base_url,
-                    forged,
-                    settings.duration_s,
-                    FLOOD_CONNECTIONS,
-                    delay_ms,
-                    True,
-                )
-            )
-            await asyncio.sleep(min(3.0, settings.duration_s / 4))
-            calls = [await genuine_call(daemon, [PIN, "1"]) for _ in range(3)]
-            return await sent, calls
-
-        run, calls = asyncio.run(during())
+        rss_before_kib = daemon.rss_kib()
+        alone = send(max(2.0, settings.duration_s / 2))
+        run, calls = asyncio.run(with_calls())
+        rss_after_kib = daemon.rss_kib()
     finally:
         daemon.stop()
     worst = max((ms for c in calls for _, ms in c.webhooks_ms), default=0.0)
@@ -275,7 +275,7 @@ def flood(settings: Settings, progress: Callable[[str], None], target_rate: int 
         f"flood: {run.rate:,.0f} forged req/s, statuses {run.statuses},"
         f" genuine calls' slowest webhook {worst:.0f} ms"
     )
-    return Flood(run, target_rate, calls)
+    return Flood(run, target_rate, calls, alone, rss_before_kib, rss_after_kib)
 
 
 # Memory --------------------------------------------------------------------------------------
