@@ -1,7 +1,10 @@
 """Users and their PINs: Argon2id hashes, verified with equal work whether or not a user exists."""
 
 import asyncio
+import contextlib
+import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,6 +54,17 @@ class PinCheck:
     new_hash: str | None = None
 
 
+ARGON2_NICENESS = 10
+
+
+def _yield_cpu() -> None:
+    """Run this Argon2 thread (and the lanes libargon2 starts from it) at a lower priority, so
+    the event loop gets a core at once: a PIN check may wait a little, a webhook should not.
+    Linux applies niceness per thread; where it is refused (a syscall filter), nothing changes."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICENESS)
+
+
 class PinHasher:
     """Hashes and verifies PINs with Argon2id, off the event loop, in a bounded thread pool."""
 
@@ -64,7 +78,9 @@ class PinHasher:
         )
         # Verified when the user does not exist, so that case costs the same as a real one.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
-        self._pool = ThreadPoolExecutor(config.max_concurrent_checks, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            config.max_concurrent_checks, thread_name_prefix="argon2", initializer=_yield_cpu
+        )
 
     def check_policy(self, pin: str) -> None:
         """Raise DirectoryError (naming the rule, never the PIN) if `pin` is not acceptable."""
