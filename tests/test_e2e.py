@@ -65,3 +65,21 @@ def test_the_code_read_matches_account_code(daemon: Daemon) -> None:
     shown = run_totpd(config_path, "account", "code", "github")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split()[0] in codes_near_now(GITHUB_SEED)
+
+
+def test_malformed_http_gets_400_and_does_not_fill_the_log(daemon: Daemon) -> None:
+    import socket
+
+    config_path, port = daemon()
+    for request in (
+        b"POST /webhooks/answer HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n",
+        b"GET /webhooks/answer HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(request)
+            assert conn.recv(64).split(b" ")[1] == b"400"
+    call = run_totpd(config_path, "call", "--press", PIN, "--press", "1")  # still serving
+    assert call.returncode == 0
+    logged = (config_path.parent / "daemon.log").read_text()
+    assert "Error handling request" not in logged
+    assert "Traceback" not in logged

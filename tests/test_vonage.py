@@ -210,3 +210,25 @@ def test_signing_round_trips_with_pyjwt() -> None:
     decoded = jwt.decode(header.removeprefix("Bearer "), SECRET, algorithms=["HS256"])
     assert decoded["payload_hash"] == hashlib.sha256(BODY).hexdigest()
     assert decoded["iss"] == "Vonage"
+
+
+def test_verifier_agrees_with_pyjwt_on_every_single_character_change() -> None:
+    # totpd decodes the fixed HS256 form itself (the hot path); PyJWT is the reference.
+    # Flip each character of a valid token in turn: whatever PyJWT refuses, totpd refuses.
+    valid = token(claims()).removeprefix("Bearer ")
+    for position in range(len(valid)):
+        for replacement in ("A", "_", "."):
+            if valid[position] == replacement:
+                continue
+            mutated = valid[:position] + replacement + valid[position + 1 :]
+            try:
+                jwt.decode(mutated, SECRET, algorithms=["HS256"], options={"verify_iat": False})
+                pyjwt_accepts = True
+            except jwt.InvalidTokenError:
+                pyjwt_accepts = False
+            try:
+                verify(f"Bearer {mutated}")
+                totpd_accepts = True
+            except WebhookRejected:
+                totpd_accepts = False
+            assert totpd_accepts <= pyjwt_accepts, f"accepted what PyJWT refuses: {mutated}"
