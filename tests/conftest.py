@@ -17,10 +17,12 @@ from pytest_aiohttp import AiohttpClient
 
 from totpd import config as config_module
 from totpd import vonage
-from totpd.cli import add_account
 from totpd.config import Config
 from totpd.directory import DirectoryFile
+from totpd.enrol import Enrolment
+from totpd.enrol.commit import enrol
 from totpd.otp import Account
+from totpd.secrets import open_store
 from totpd.services import Services, open_services
 from totpd.users import PinHasher, User
 from totpd.web import create_app
@@ -95,8 +97,11 @@ def config(config_path: Path) -> Config:
 
 def enrol_demo(config: Config, accounts: tuple[str, ...] = ("github",)) -> None:
     """Enrol GitHub and Gmail, and user `alice` (PIN 482916) who hears `accounts`."""
-    add_account(config, Account("github", "GitHub"), GITHUB_SEED)
-    add_account(config, Account("gmail", "Gmail"), GMAIL_SEED)
+    enrolments = [
+        Enrolment(Account("github", "GitHub"), GITHUB_SEED),
+        Enrolment(Account("gmail", "Gmail"), GMAIL_SEED),
+    ]
+    enrol(enrolments, open_store(config), DirectoryFile(config.paths.state_dir))
     pin_hash = PinHasher(config.pins).hash(PIN)
     DirectoryFile(config.paths.state_dir).update(
         lambda d: d.with_user(User("alice", 1, pin_hash, accounts))

@@ -43,28 +43,6 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 # account ---------------------------------------------------------------------------------
-def add_account(config: Config, account: Account, secret: str) -> None:
-    """Enrol `account`: its seed into the secret store, the rest into the directory."""
-    from totpd.enrol import Enrolment
-    from totpd.enrol.commit import enrol
-
-    enrol([Enrolment(account, secret)], open_store(config), DirectoryFile(config.paths.state_dir))
-
-
-def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
-    """Enrol one account from an otpauth:// URI or a base32 secret on stdin."""
-    from totpd.enrol import parse_text
-
-    enrolments = parse_text(read_secret("otpauth:// URI or base32 secret: "))
-    if len(enrolments) != 1:
-        raise EnrolError("expected exactly one account; use `totpd account import` for exports")
-    found = enrolments[0]
-    account = replace(found.account, name=args.name, label=args.label or found.account.label)
-    add_account(config, account, found.secret)
-    print(f"enrolled {account.name} ({account.kind}, {account.digits} digits)")
-    return 0
-
-
 def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
     """List accounts, never their secrets."""
     directory = DirectoryFile(config.paths.state_dir).current()
@@ -259,14 +237,18 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
         )
 
 
-def cmd_account_add_from(args: argparse.Namespace, config: Config) -> int:
+def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
     """Enrol one account from stdin, from a QR image (--qr) or with a new secret (--generate)."""
-    from totpd.enrol import parse_image
+    from totpd.enrol import parse_image, parse_text
     from totpd.enrol.generate import QR_SUFFIXES, generate, qr_text, write_qr
     from totpd.enrol.uri import format_uri
 
     if args.qr is None and not args.generate:
-        return cmd_account_add(args, config)
+        found = parse_text(read_secret("otpauth:// URI or base32 secret: "))
+        if len(found) != 1:
+            raise EnrolError("expected exactly one account; use `totpd account import` for exports")
+        _enrol(config, [found[0].renamed(args.name, args.label)])
+        return 0
     if args.qr is not None:
         if args.generate:
             raise EnrolError("--qr and --generate do not go together")
@@ -375,7 +357,6 @@ def _add_secrets_commands(
 ) -> None:
     from totpd.secrets.credential import WITH_KEY_CHOICES
 
-    add.set_defaults(run=cmd_account_add_from)
     add.add_argument("--qr", type=Path, metavar="IMAGE", help="read the URI from a QR image")
     add.add_argument("--generate", action="store_true", help="create a new secret and show it")
     add.add_argument("--issuer", help="with --generate: the issuer shown by authenticator apps")
