@@ -23,9 +23,9 @@ from totpd.flow import (
     Welcome,
 )
 from totpd.otp import Reading
+from totpd.vonage import MAX_DIGITS
 
 MAX_BREAK_S = 10  # longest single SSML <break> Vonage honours
-PIN_MAX_DIGITS = 20
 SAFETY_NET = "Sorry, something went wrong. Goodbye."
 
 GOODBYES = {
@@ -132,7 +132,7 @@ def _input(step: Step, prompt: Speakable, base_url: str, config: CallConfig) -> 
         "action": "input",
         "type": ["dtmf"],
         "dtmf": {
-            "maxDigits": PIN_MAX_DIGITS if multi_digit else 1,
+            "maxDigits": MAX_DIGITS if multi_digit else 1,
             "submitOnHash": multi_digit,
             "timeOut": config.input_timeout_s,
         },

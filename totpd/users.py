@@ -14,8 +14,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from totpd.config import PinConfig
 from totpd.errors import DirectoryError
 from totpd.otp import NAME_PATTERN
+from totpd.vonage import MAX_DIGITS
 
-MAX_PIN_DIGITS = 20  # Vonage collects at most 20 DTMF digits per input
 MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
 
 
@@ -86,8 +86,8 @@ class PinHasher:
         """Raise DirectoryError (naming the rule, never the PIN) if `pin` is not acceptable."""
         if not pin.isascii() or not pin.isdigit():
             raise DirectoryError("a PIN is keypad digits only (0-9)")
-        if not self.min_length <= len(pin) <= MAX_PIN_DIGITS:
-            raise DirectoryError(f"a PIN has {self.min_length} to {MAX_PIN_DIGITS} digits")
+        if not self.min_length <= len(pin) <= MAX_DIGITS:
+            raise DirectoryError(f"a PIN has {self.min_length} to {MAX_DIGITS} digits")
         if len(set(pin)) == 1 or pin in "01234567890123456789" or pin in "98765432109876543210":
             raise DirectoryError("that PIN is too easy to guess (repeated or sequential digits)")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from totpd.errors import WebhookRejected
 
-MAX_DIGITS = 20
-DIGITS_PATTERN = re.compile(r"[0-9*#]{0,20}")
+MAX_DIGITS = 20  # Vonage collects at most 20 DTMF digits per input
+DIGITS_PATTERN = re.compile(rf"[0-9*#]{{0,{MAX_DIGITS}}}")
 UUID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 CALLER_PATTERN = re.compile(r"\+?[0-9]{1,20}")
 FINAL_STATUSES = frozenset(
