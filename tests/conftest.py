@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient
 from pytest_aiohttp import AiohttpClient
 
 from totpd import config as config_module
@@ -25,9 +25,9 @@ from totpd.otp import Account
 from totpd.secrets import open_store
 from totpd.services import Services, open_services
 from totpd.users import PinHasher, User
-from totpd.web import create_app
+from totpd.web import create_server
 
-Client = TestClient[web.Request, web.Application]
+Client = TestClient[web.BaseRequest, None]  # a client of the webhook listener
 SIGNATURE_SECRET = "test-signature-secret-0123456789abcdef"
 APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 PUBLIC_URL = "https://totpd.example.test"
@@ -117,10 +117,21 @@ def services(config: Config) -> Iterator[Services]:
     opened.close()
 
 
+class WebhookServer(BaseTestServer):
+    """aiohttp's test server around the daemon's own webhook listener."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(create_server(self.services), **kwargs)
+
+
 @pytest.fixture
 async def client(aiohttp_client: AiohttpClient, services: Services) -> Client:
-    """An HTTP client talking to the webhook app on aiohttp's test server."""
-    return await aiohttp_client(create_app(services))
+    """An HTTP client talking to the webhook listener on aiohttp's test server."""
+    return await aiohttp_client(WebhookServer(services))
 
 
 class Vonage:

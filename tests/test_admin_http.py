@@ -12,10 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aiohttp import FormData
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from tests.conftest import Client, run_totpd
+from tests.conftest import Client as WebhookClient
+from tests.conftest import WebhookServer, run_totpd
 from tests.test_admin_fixtures import ADMIN_PASSWORD, EXAMPLE_URI, Clock
 from totpd import config as config_module
 from totpd.admin import create_admin_app
@@ -27,8 +29,8 @@ from totpd.directory import Directory
 from totpd.errors import ConfigError
 from totpd.otp import Account
 from totpd.services import Services
-from totpd.web import create_app
 
+Client = TestClient[web.Request, web.Application]  # a client of the admin page
 ADMIN_DIR = Path(__file__).resolve().parent.parent / "totpd" / "admin"
 
 
@@ -107,7 +109,7 @@ async def test_a_cross_origin_post_is_refused(admin: Client, services: Services)
 async def test_the_webhook_listener_has_no_admin_routes(
     aiohttp_client: AiohttpClient, services: Services
 ) -> None:
-    public = await aiohttp_client(create_app(services))
+    public: WebhookClient = await aiohttp_client(WebhookServer(services))
     for path in ("/", "/login", "/static/admin.js", "/enrol/text"):
         assert (await public.get(path)).status in (404, 405)
     assert (await public.post("/login", data={"password": "x"})).status in (404, 405)

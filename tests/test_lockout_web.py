@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from pytest_aiohttp import AiohttpServer
 
-from tests.conftest import PIN, enrol_demo, write_config
+from tests.conftest import PIN, WebhookServer, enrol_demo, write_config
 from tests.lockout_support import WRONG_PIN, Line, flood, lockout_config, new_session, place_call
 from totpd import config as config_module
 from totpd.lockout_file import JOURNAL_FILE
 from totpd.services import Services, open_services
-from totpd.web import create_app
 
 CALLER = "447700900001"
 Opener = Callable[..., Awaitable[tuple[Services, Line]]]
@@ -25,10 +23,11 @@ Opener = Callable[..., Awaitable[tuple[Services, Line]]]
 
 @pytest.fixture
 async def open_app(
-    tmp_path: Path, aiohttp_server: AiohttpServer
+    tmp_path: Path,
 ) -> AsyncIterator[Callable[..., Awaitable[tuple[Services, Line]]]]:
-    """Start the webhook app with a given `[lockout]` section; returns (services, line)."""
+    """Start the webhook listener with a given `[lockout]` section; returns (services, line)."""
     opened: list[Services] = []
+    servers: list[WebhookServer] = []
     session = new_session()
 
     async def start(**limits: str) -> tuple[Services, Line]:
@@ -39,11 +38,15 @@ async def open_app(
             enrol_demo(config, ("github",))
         services = open_services(config)
         opened.append(services)
-        server = await aiohttp_server(create_app(services))
+        server = WebhookServer(services)
+        servers.append(server)
+        await server.start_server()
         return services, Line(session, str(server.make_url("")).rstrip("/"))
 
     yield start
     await session.close()
+    for server in servers:
+        await server.close()
     for services in opened:
         services.close()
 

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 
+import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +18,7 @@ from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import Layer
 from totpd.services import Services, open_services
-from totpd.web import create_app
+from totpd.web import create_server
 
 log = logging.getLogger("totpd")
 
@@ -46,9 +47,8 @@ def create_metrics_app(services: Services) -> web.Application:
 
 
 async def _start(
-    app: web.Application, listen: Listen, what: str, passed: list[socket.socket] | None = None
-) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_S)
+    runner: web.BaseRunner, listen: Listen, what: str, passed: list[socket.socket] | None
+) -> web.BaseRunner:
     await runner.setup()
     if passed:  # socket activation: systemd already bound the address
         for sock in passed:
@@ -63,6 +63,10 @@ async def _start(
         raise ConfigError(f"cannot listen for {what} on {listen}: {reason}") from None
     log.info("%s listening on %s", what, listen)
     return runner
+
+
+def _app_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_S)
 
 
 def _address(sock: socket.socket) -> str:
@@ -164,25 +168,25 @@ async def run(config: Config) -> None:
     """
     logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
     services = open_services(config)
-    runners: list[web.AppRunner] = []
+    runners: list[web.BaseRunner] = []
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
     try:
-        webhooks_app = create_app(services)
+        webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
         passed = activated.get("webhooks")
-        runners.append(await _start(webhooks_app, config.server.listen, "webhooks", passed))
+        runners.append(await _start(webhooks, config.server.listen, "webhooks", passed))
         if config.metrics.listen is not None or "metrics" in activated:
-            metrics_app = create_metrics_app(services)
+            metrics = _app_runner(create_metrics_app(services))
             metrics_listen = config.metrics.listen or config.server.listen
             passed = activated.get("metrics")
-            runners.append(await _start(metrics_app, metrics_listen, "metrics", passed))
+            runners.append(await _start(metrics, metrics_listen, "metrics", passed))
         if config.admin.listen is not None:
             # Imported here: with the page off, its templates and image code never load.
             from totpd.admin import create_admin_app
 
-            admin_app = create_admin_app(services)
+            admin = _app_runner(create_admin_app(services))
             passed = activated.get("admin")
-            runners.append(await _start(admin_app, config.admin.listen, "admin page", passed))
+            runners.append(await _start(admin, config.admin.listen, "admin page", passed))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -206,5 +210,6 @@ async def run(config: Config) -> None:
 
 
 def serve(config: Config) -> None:
-    """Run the daemon in the foreground."""
-    asyncio.run(run(config))
+    """Run the daemon in the foreground, on uvloop's event loop (libuv: less time per request
+    in the loop and the transports than asyncio's own)."""
+    uvloop.run(run(config))

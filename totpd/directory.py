@@ -6,7 +6,9 @@ read-modify-write under an exclusive file lock, and every write is atomic.
 
 import fcntl
 import json
+import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -87,13 +89,22 @@ class DirectoryFile:
         self._lock_path = state_dir / f".{DIRECTORY_FILE}.lock"
         self._cached: Directory = Directory()
         self._cached_stamp: Stamp | None = None
+        self._checked_s = -math.inf  # time.monotonic() of the last stat
 
-    def current(self) -> Directory:
-        """The directory as on disk now (a stat per call; re-read only when it changed)."""
+    def current(self, max_age_s: float = 0.0) -> Directory:
+        """The directory as on disk now: a stat per call, a re-read only when it changed.
+
+        A caller content with a view up to `max_age_s` old skips the stat while the last one
+        is that recent.
+        """
+        now_s = time.monotonic()
+        if now_s - self._checked_s < max_age_s:
+            return self._cached
         now = stamp(self.path)
         if now != self._cached_stamp:
             self._cached = Directory() if now is None else decode(self.path.read_bytes(), self.path)
             self._cached_stamp = now
+        self._checked_s = now_s
         return self._cached
 
     @contextmanager
@@ -112,4 +123,5 @@ class DirectoryFile:
             self._cached_stamp = None  # force a fresh read under the lock
             updated = change(self.current())
             write_atomic(self.path, encode(updated))
+            self._cached, self._cached_stamp = updated, stamp(self.path)
             return updated

@@ -6,31 +6,38 @@ request -> size cap -> signed-JWT check -> parse -> claim the call at its step
 """
 
 import asyncio
-import functools
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from prometheus_client.metrics import Histogram
 
 from totpd import flow, ncco, vonage
-from totpd.config import CallConfig
 from totpd.directory import Directory
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
 from totpd.otp import Kind, reading_at
 from totpd.services import Services
 
-SERVICES = web.AppKey("services", Services)
+JSON = "application/json"
 
 log = logging.getLogger("totpd.web")
 audit = logging.getLogger("totpd.audit")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.Response]]
 
+INPUT_PREFIX = "/webhooks/input/"
+# The answer webhook only counts the users (one user skips the user-number question): a view of
+# the directory this old saves it a stat() per call. Every later step reads the file afresh.
+ANSWER_DIRECTORY_MAX_AGE_S = 1.0
 UNSIGNED_HINT = (
     "webhook has no signed-webhook JWT: turn on 'Use signed webhooks' in the Vonage"
     " application's settings (and check the reverse proxy passes the Authorization header)"
@@ -61,128 +68,166 @@ class _RejectionLog:
         )
 
 
-_REJECTION_LOG = web.AppKey("rejection_log", _RejectionLog)
+def _json(document: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(document), status=status, content_type=JSON)
 
 
-def _observed(services: Services, route: str, handler: Handler) -> Handler:
-    """`handler` timed, its refusals turned into a JSON 4xx, a metric and a throttled log line.
+class Webhooks:
+    """The public listener's one request handler: route, time, authenticate, step, render.
 
-    A wrapper per route rather than an aiohttp middleware: every webhook would otherwise pay for
-    the middleware chain, and here the route and its latency histogram are known in advance.
+    aiohttp's low-level server calls it directly: three fixed routes need no router, and every
+    webhook would otherwise pay for the application's routing and middleware machinery.
     """
-    seconds = services.metrics.webhook_seconds.labels(route)
-    rejected = services.metrics.webhook_rejected
 
-    async def observed(request: web.Request) -> web.StreamResponse:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._rejection_log = _RejectionLog()
+        self._greetings: dict[tuple[flow.Prompt, ...], bytes] = {}
+        seconds = services.metrics.webhook_seconds
+        # path -> (route label, methods, handler, its latency histogram)
+        self._routes: dict[str, tuple[str, frozenset[str], Handler, Histogram]] = {
+            "/webhooks/answer": (
+                "answer",
+                frozenset({"GET", "POST"}),
+                self.answer,
+                seconds.labels("answer"),
+            ),
+            "/webhooks/event": ("event", frozenset({"POST"}), self.event, seconds.labels("event")),
+            INPUT_PREFIX: ("input", frozenset({"POST"}), self.input_step, seconds.labels("input")),
+        }
+
+    def server(self) -> web.Server:
+        """aiohttp's low-level server around this handler, with the configured body cap and no
+        access log (the audit lines say what happened, without a line per request)."""
+        return web.Server(self, request_factory=self._request, access_log=None)
+
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: "asyncio.Task[None]",
+    ) -> web.BaseRequest:
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=self.services.config.server.max_body_bytes,
+        )
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Route `request`; a refusal becomes a JSON 4xx, a metric and a throttled log line."""
+        path = request.path
+        key = INPUT_PREFIX if path.startswith(INPUT_PREFIX) else path
+        found = self._routes.get(key)
+        if found is None:
+            return _json({"error": "not_found"}, status=404)
+        route, methods, handler, seconds = found
+        if request.method not in methods:
+            response = _json({"error": "method_not_allowed"}, status=405)
+            response.headers["Allow"] = ", ".join(sorted(methods))
+            return response
         started_s = time.perf_counter()
         try:
             return await handler(request)
         except WebhookRejected as exc:
-            rejected.labels(exc.reason).inc()
-            request.app[_REJECTION_LOG](exc.reason, route)
-            return web.json_response({"error": exc.reason}, status=exc.status)
+            self.services.metrics.webhook_rejected.labels(exc.reason).inc()
+            self._rejection_log(exc.reason, route)
+            return _json({"error": exc.reason}, status=exc.status)
         except TotpdError as exc:  # a fault on our side (secret store, ...): Vonage retries a 503
             log.error("webhook failed: %s", exc, extra={"fields": {"ROUTE": route}})
-            return web.json_response({"error": "unavailable"}, status=503)
+            return _json({"error": "unavailable"}, status=503)
         finally:
             seconds.observe(time.perf_counter() - started_s)
 
-    return observed
-
-
-async def _authenticate(request: web.Request) -> dict[str, Any]:
-    """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields."""
-    services = request.app[SERVICES]
-    vonage_config = services.config.vonage
-    if request.method == "GET":
-        payload = vonage.get_payload(request.query.items())
-    else:
-        payload = await request.read()
-    claims = vonage.verify_webhook(
-        request.headers.get("Authorization"),
-        payload,
-        services.signature_secret,
-        services.clock(),
-        max_age_s=vonage_config.max_age_s,
-        skew_s=vonage_config.clock_skew_s,
-        application_id=vonage_config.application_id,
-    )
-    window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
-    if not await services.replays.first_use(claims.jti, window_s):
-        raise WebhookRejected("replayed")
-    if request.method == "GET":
-        return dict(request.query)
-    return vonage.parse_json(payload)
-
-
-def _respond(services: Services, call: Call, prompts: list[ncco.Speakable]) -> web.Response:
-    if call.step is Step.ENDED:
-        ending = next(p.ending for p in prompts if isinstance(p, flow.Goodbye))
-        services.metrics.calls.labels(ending).inc()
-    config = services.config
-    actions = ncco.render(prompts, call.step, config.server.public_url, config.call)
-    return web.json_response(actions)
-
-
-@functools.lru_cache(maxsize=8)
-def _greeting(
-    prompts: tuple[flow.Prompt, ...], step: Step, base_url: str, config: CallConfig
-) -> bytes:
-    """The answer NCCO as JSON. It depends only on these (hashable) values and carries no code,
-    so it is rendered once rather than on every call."""
-    return json.dumps(ncco.render(list(prompts), step, base_url, config)).encode()
-
-
-async def answer(request: web.Request) -> web.Response:
-    """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
-    services = request.app[SERVICES]
-    start = vonage.parse_answer(await _authenticate(request))
-    users = services.directory.current().users
-    sole_user = None if len(users) > 1 else next(iter(users), "")
-    call, prompts = flow.start(start.uuid, start.caller, sole_user)
-    config = services.config
-    if not await services.calls.create(call, config.call.max_call_s):
-        raise WebhookRejected("duplicate_call", status=409)
-    if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
-        _log_step(call, "answered", logging.DEBUG)
-    body = _greeting(tuple(prompts), call.step, config.server.public_url, config.call)
-    return web.Response(body=body, content_type="application/json", charset="utf-8")
-
-
-async def event(request: web.Request) -> web.Response:
-    """POST /webhooks/event: call progress; a final status frees the call's state."""
-    services = request.app[SERVICES]
-    status = vonage.parse_status(await _authenticate(request))
-    if status.is_final:
-        call = await services.calls.discard(status.uuid)
-        if call is not None:
-            services.metrics.calls.labels(flow.outcome(call)).inc()
-            _log_step(call, f"hung up ({status.status})")
-    return web.Response(status=204)
-
-
-async def input_step(request: web.Request) -> web.Response:
-    """POST /webhooks/input/{step}: what the caller typed, for a call waiting at that step."""
-    services = request.app[SERVICES]
-    try:
-        step = Step(request.match_info["step"])
-    except ValueError:
-        raise WebhookRejected("unknown_step", status=404) from None
-    result = vonage.parse_input(await _authenticate(request))
-    call = await services.calls.claim(result.uuid, step)
-    if call is None:
-        raise WebhookRejected("call_not_waiting", status=409)
-    ttl_s = services.config.call.max_call_s
-    try:
-        next_call, prompts = flow.step(
-            call, await _facts(services, call, result), services.config.call.max_pin_attempts
+    async def _authenticate(self, request: web.BaseRequest) -> dict[str, Any]:
+        """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields."""
+        services = self.services
+        vonage_config = services.config.vonage
+        if request.method == "GET":
+            payload = vonage.get_payload(request.query.items())
+        else:
+            payload = await request.read()
+        claims = vonage.verify_webhook(
+            request.headers.get("Authorization"),
+            payload,
+            services.signature_secret,
+            services.clock(),
+            max_age_s=vonage_config.max_age_s,
+            skew_s=vonage_config.clock_skew_s,
+            application_id=vonage_config.application_id,
         )
-        spoken = [await _speakable(services, next_call, p) for p in prompts]
-    except BaseException:
-        await services.calls.settle(call, ttl_s)  # release it unchanged
-        raise
-    await services.calls.settle(next_call, ttl_s)
-    return _respond(services, next_call, spoken)
+        window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
+        if not await services.replays.first_use(claims.jti, window_s):
+            raise WebhookRejected("replayed")
+        if request.method == "GET":
+            return dict(request.query)
+        return vonage.parse_json(payload)
+
+    async def answer(self, request: web.BaseRequest) -> web.Response:
+        """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
+        services = self.services
+        start = vonage.parse_answer(await self._authenticate(request))
+        users = services.directory.current(max_age_s=ANSWER_DIRECTORY_MAX_AGE_S).users
+        sole_user = None if len(users) > 1 else next(iter(users), "")
+        call, prompts = flow.start(start.uuid, start.caller, sole_user)
+        config = services.config
+        if not await services.calls.create(call, config.call.max_call_s):
+            raise WebhookRejected("duplicate_call", status=409)
+        if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
+            _log_step(call, "answered", logging.DEBUG)
+        # The greeting carries no code and depends only on the prompts: rendered once.
+        key = tuple(prompts)
+        body = self._greetings.get(key)
+        if body is None:
+            body = self._greetings[key] = _render(services, call.step, prompts)
+        return web.Response(body=body, content_type=JSON)
+
+    async def event(self, request: web.BaseRequest) -> web.Response:
+        """POST /webhooks/event: call progress; a final status frees the call's state."""
+        services = self.services
+        status = vonage.parse_status(await self._authenticate(request))
+        if status.is_final:
+            call = await services.calls.discard(status.uuid)
+            if call is not None:
+                services.metrics.calls.labels(flow.outcome(call)).inc()
+                _log_step(call, f"hung up ({status.status})")
+        return web.Response(status=204)
+
+    async def input_step(self, request: web.BaseRequest) -> web.Response:
+        """POST /webhooks/input/{step}: what the caller typed, for a call waiting at that step."""
+        services = self.services
+        try:
+            step = Step(request.path.removeprefix(INPUT_PREFIX))
+        except ValueError:
+            raise WebhookRejected("unknown_step", status=404) from None
+        result = vonage.parse_input(await self._authenticate(request))
+        call = await services.calls.claim(result.uuid, step)
+        if call is None:
+            raise WebhookRejected("call_not_waiting", status=409)
+        ttl_s = services.config.call.max_call_s
+        try:
+            next_call, prompts = flow.step(
+                call, await _facts(services, call, result), services.config.call.max_pin_attempts
+            )
+            spoken = [await _speakable(services, next_call, p) for p in prompts]
+        except BaseException:
+            await services.calls.settle(call, ttl_s)  # release it unchanged
+            raise
+        await services.calls.settle(next_call, ttl_s)
+        if next_call.step is Step.ENDED:
+            ending = next(p.ending for p in spoken if isinstance(p, flow.Goodbye))
+            services.metrics.calls.labels(ending).inc()
+        return web.Response(body=_render(services, next_call.step, spoken), content_type=JSON)
+
+
+def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -> bytes:
+    config = services.config
+    return orjson.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
 
 
 async def _facts(services: Services, call: Call, result: vonage.InputResult) -> flow.Event:
@@ -312,18 +357,6 @@ def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:
     )
 
 
-def create_app(services: Services) -> web.Application:
-    """The public webhook application."""
-    app = web.Application(client_max_size=services.config.server.max_body_bytes)
-    app[SERVICES] = services
-    app[_REJECTION_LOG] = _RejectionLog()
-    answer_resource = app.router.add_resource("/webhooks/answer", name="answer")
-    answer_resource.add_route("GET", _observed(services, "answer", answer))
-    answer_resource.add_route("POST", _observed(services, "answer", answer))
-    app.router.add_resource("/webhooks/event", name="event").add_route(
-        "POST", _observed(services, "event", event)
-    )
-    app.router.add_resource("/webhooks/input/{step}", name="input").add_route(
-        "POST", _observed(services, "input", input_step)
-    )
-    return app
+def create_server(services: Services) -> web.Server:
+    """The public webhook listener (call from within the event loop)."""
+    return Webhooks(services).server()
