@@ -51,6 +51,17 @@ def transcript(sole_user: str | None, events: list[Event], max_attempts: int = 3
     return lines
 
 
+def test_the_greeting_depends_only_on_the_first_step() -> None:
+    """The web layer renders each greeting once, keyed by the step the call starts at."""
+    greetings: dict[Step, list[Prompt]] = {}
+    starts = [("u1", "447700900001", "alice"), ("u2", "", "bob"), ("u3", "1", "")]
+    starts += [("u4", "447700900002", None), ("u5", "", None)]
+    for uuid, caller, sole_user in starts:
+        call, prompts = start(uuid, caller, sole_user)
+        assert greetings.setdefault(call.step, prompts) == prompts
+    assert set(greetings) == {Step.USER, Step.PIN}
+
+
 def test_one_user_one_account_goes_straight_to_the_code() -> None:
     assert transcript("alice", [ACCEPTED_ONE, Keys("1"), Silence(), Silence()]) == [
         "Welcome. Please enter your PIN, then press hash.",

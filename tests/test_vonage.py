@@ -27,7 +27,7 @@ NOW = 1_800_000_000.0
 APP = "app-1"
 
 
-def verify(authorization: str | None, body: bytes = BODY, **kwargs: Any) -> Any:
+def verify(authorization: str | None, body: bytes = BODY, **kwargs: Any) -> str:
     options = {"max_age_s": 60, "skew_s": 15, "application_id": APP, **kwargs}
     return verify_webhook(authorization, body, SECRET, NOW, **options)
 
@@ -56,12 +56,13 @@ def reason(authorization: str | None, body: bytes = BODY, **kwargs: Any) -> str:
 
 
 def test_a_request_signed_as_vonage_signs_is_accepted() -> None:
-    verified = verify(sign_webhook(BODY, SECRET, NOW, APP))
-    assert verified.iat == int(NOW)
+    authorization = sign_webhook(BODY, SECRET, NOW, APP)
+    sent = jwt.decode(authorization.removeprefix("Bearer "), options={"verify_signature": False})
+    assert verify(authorization) == sent["jti"]
 
 
 def test_vonage_clock_a_little_ahead_is_accepted() -> None:
-    assert verify(token(claims(iat=int(NOW) + 5))).jti == "jti-1"
+    assert verify(token(claims(iat=int(NOW) + 5))) == "jti-1"
 
 
 def test_unsigned_request_is_refused() -> None:
@@ -129,7 +130,7 @@ def test_other_application_is_refused() -> None:
 
 
 def test_application_check_is_off_when_not_configured() -> None:
-    assert verify(token(claims(application_id="anything")), application_id="").jti == "jti-1"
+    assert verify(token(claims(application_id="anything")), application_id="") == "jti-1"
 
 
 def test_get_payload_is_compact_json_of_the_query_in_order() -> None:

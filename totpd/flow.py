@@ -170,7 +170,11 @@ Outcome = tuple[Call, list[Prompt]]
 
 
 def start(uuid: str, caller: str, sole_user: str | None) -> Outcome:
-    """A new call. With exactly one user (`sole_user`) skip straight to the PIN."""
+    """A new call. With exactly one user (`sole_user`) skip straight to the PIN.
+
+    The greeting depends on nothing but the step the call starts at, so the web layer can
+    render each one once.
+    """
     if sole_user is None:
         return Call(uuid, caller, Step.USER, asks_user=True), [Welcome(), AskUser()]
     return Call(uuid, caller, Step.PIN, user=sole_user), [Welcome(), AskPin()]

@@ -40,14 +40,8 @@ FINAL_STATUSES = frozenset(
 # A compact JWS: three base64url segments; the signature may be empty (then `alg` is refused).
 TOKEN_PATTERN = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
-
-
-@dataclass(frozen=True)
-class Claims:
-    """The verified claims totpd uses."""
-
-    jti: str
-    iat: int
+_NUMBERS = (int, float)
+MAX_JTI = 128
 
 
 def get_payload(query: Iterable[tuple[str, str]]) -> bytes:
@@ -66,8 +60,9 @@ def verify_webhook(
     max_age_s: int,
     skew_s: int,
     application_id: str = "",
-) -> Claims:
-    """Check a webhook's signed JWT against the raw `payload`; raise WebhookRejected(reason)."""
+) -> str:
+    """Check a webhook's signed JWT against the raw `payload` and return its `jti` (for the
+    replay check); raise WebhookRejected(reason)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise WebhookRejected("unsigned")
@@ -79,20 +74,20 @@ def verify_webhook(
     refusal = _header_refusal(segments[1])
     if refusal:
         raise WebhookRejected(refusal)
-    signature = _base64url(segments[3])
     mac = _keyed_hmac(secret).copy()
     mac.update(token[: segments.end(2)].encode())
-    if not hmac.compare_digest(signature, mac.digest()):
+    if not hmac.compare_digest(_base64url(segments[3]), mac.digest()):
         raise WebhookRejected("bad_signature")
     claims = _json_segment(segments[2])
-    iat, jti, payload_hash = claims.get("iat"), claims.get("jti"), claims.get("payload_hash")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
+    iat = claims.get("iat")
+    if type(iat) not in _NUMBERS:  # not isinstance: a JSON true is no time
         raise WebhookRejected("malformed_token")
     if iat > now_s + skew_s:
         raise WebhookRejected("future_token")
     if iat < now_s - max_age_s - skew_s:
         raise WebhookRejected("stale_token")
-    if not isinstance(payload_hash, str) or not hmac.compare_digest(
+    payload_hash = claims.get("payload_hash")
+    if type(payload_hash) is not str or not hmac.compare_digest(
         payload_hash.lower(), hashlib.sha256(payload).hexdigest()
     ):
         raise WebhookRejected("bad_payload_hash")
@@ -100,9 +95,10 @@ def verify_webhook(
         str(claims.get("application_id", "")), application_id
     ):
         raise WebhookRejected("wrong_application")
-    if not isinstance(jti, str) or not 0 < len(jti) <= 128:
+    jti = claims.get("jti")
+    if type(jti) is not str or not 0 < len(jti) <= MAX_JTI:
         raise WebhookRejected("malformed_token")
-    return Claims(jti=jti, iat=int(iat))
+    return jti
 
 
 @functools.lru_cache(maxsize=4)

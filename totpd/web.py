@@ -82,7 +82,7 @@ class Webhooks:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._rejection_log = _RejectionLog()
-        self._greetings: dict[tuple[flow.Prompt, ...], bytes] = {}
+        self._greetings: dict[Step, bytes] = {}
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
         self._routes: dict[str, tuple[str, frozenset[str], Handler, Histogram]] = {
@@ -98,26 +98,26 @@ class Webhooks:
 
     def server(self) -> web.Server:
         """aiohttp's low-level server around this handler, with the configured body cap and no
-        access log (the audit lines say what happened, without a line per request)."""
-        return web.Server(self, request_factory=self._request, access_log=None)
+        access log (the audit lines say what happened, without a line per request).
 
-    def _request(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        protocol: RequestHandler,
-        writer: AbstractStreamWriter,
-        task: "asyncio.Task[None]",
-    ) -> web.BaseRequest:
-        return web.BaseRequest(
-            message,
-            payload,
-            protocol,
-            writer,
-            task,
-            asyncio.get_running_loop(),
-            client_max_size=self.services.config.server.max_body_bytes,
-        )
+        Call it from within the event loop the server will run on.
+        """
+        # Looked up once: before Python 3.12 get_running_loop() costs a getpid() syscall.
+        loop = asyncio.get_running_loop()
+        max_body_bytes = self.services.config.server.max_body_bytes
+
+        def request(
+            message: RawRequestMessage,
+            payload: StreamReader,
+            protocol: RequestHandler,
+            writer: AbstractStreamWriter,
+            task: "asyncio.Task[None]",
+        ) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
+            )
+
+        return web.Server(self, request_factory=request, access_log=None)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Route `request`; a refusal becomes a JSON 4xx, a metric and a throttled log line."""
@@ -152,7 +152,7 @@ class Webhooks:
             payload = vonage.get_payload(request.query.items())
         else:
             payload = await request.read()
-        claims = vonage.verify_webhook(
+        jti = vonage.verify_webhook(
             request.headers.get("Authorization"),
             payload,
             services.signature_secret,
@@ -162,7 +162,7 @@ class Webhooks:
             application_id=vonage_config.application_id,
         )
         window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
-        if not await services.replays.first_use(claims.jti, window_s):
+        if not await services.replays.first_use(jti, window_s):
             raise WebhookRejected("replayed")
         if request.method == "GET":
             return dict(request.query)
@@ -180,11 +180,10 @@ class Webhooks:
             raise WebhookRejected("duplicate_call", status=409)
         if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
             _log_step(call, "answered", logging.DEBUG)
-        # The greeting carries no code and depends only on the prompts: rendered once.
-        key = tuple(prompts)
-        body = self._greetings.get(key)
+        # The greeting carries no code and depends only on the first step: rendered once.
+        body = self._greetings.get(call.step)
         if body is None:
-            body = self._greetings[key] = _render(services, call.step, prompts)
+            body = self._greetings[call.step] = _render(services, call.step, prompts)
         return web.Response(body=body, content_type=JSON)
 
     async def event(self, request: web.BaseRequest) -> web.Response:
