@@ -80,7 +80,7 @@ def verify_webhook(
         raise WebhookRejected("bad_signature")
     claims = _json_segment(segments[2])
     iat = claims.get("iat")
-    if type(iat) not in _NUMBERS:  # not isinstance: a JSON true is no time
+    if not isinstance(iat, _NUMBERS) or isinstance(iat, bool):  # a JSON true is no time
         raise WebhookRejected("malformed_token")
     if iat > now_s + skew_s:
         raise WebhookRejected("future_token")
