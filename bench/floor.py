@@ -1,13 +1,15 @@
-"""The floor for one Python process: a bare aiohttp handler that reads the body and returns
-the same answer NCCO totpd returns, with no checks at all, on the same event loop as totpd.
+"""The floor for one Python process: a bare handler that reads the body and returns the same
+answer NCCO totpd returns, with no checks at all, on totpd's own stack (aiohttp's low-level
+server on uvloop).
 
     python -m bench.floor PORT
 """
 
 import asyncio
-import json
 import sys
 
+import orjson
+import uvloop
 from aiohttp import web
 
 from bench.servers import PUBLIC_URL
@@ -15,24 +17,22 @@ from totpd import ncco
 from totpd.config import CallConfig
 from totpd.flow import AskPin, Step, Welcome
 
-NCCO_BODY = json.dumps(ncco.render([Welcome(), AskPin()], Step.PIN, PUBLIC_URL, CallConfig()))
+NCCO_BODY = orjson.dumps(ncco.render([Welcome(), AskPin()], Step.PIN, PUBLIC_URL, CallConfig()))
 
 
-async def answer(request: web.Request) -> web.Response:
-    """Any method: read what was sent, answer with the NCCO."""
+async def answer(request: web.BaseRequest) -> web.Response:
+    """Any method, any path: read what was sent, answer with the NCCO."""
     await request.read()
-    return web.Response(text=NCCO_BODY, content_type="application/json")
+    return web.Response(body=NCCO_BODY, content_type="application/json")
 
 
 async def serve(port: int) -> None:
     """Serve until killed, without an access log (like totpd)."""
-    app = web.Application()
-    app.router.add_route("*", "/webhooks/answer", answer)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.ServerRunner(web.Server(answer, access_log=None))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    uvloop.run(serve(int(sys.argv[1])))

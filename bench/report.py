@@ -53,7 +53,8 @@ def machine() -> str:
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, {mem_kib / 1024 / 1024:.1f} GiB RAM;"
         f" {distro}, Linux {platform.release()}; Python {platform.python_version()},"
-        f" aiohttp {metadata.version('aiohttp')} on asyncio's own event loop;"
+        f" aiohttp {metadata.version('aiohttp')} (low-level server) on uvloop"
+        f" {metadata.version('uvloop')};"
         f" Node.js {_first_line(['node', '--version'])};"
         f" {_first_line(['wrk', '--version']).split(' Copyright')[0]}."
         " Load generator and servers share the machine, on 127.0.0.1."
@@ -68,7 +69,7 @@ def throughput_section(result: Throughput, duration_s: float, connections: int) 
     """The side-by-side table and its verdicts."""
     rows = [
         ("baseline", "Express sample (the blog post's server)", "GET, unsigned, no checks"),
-        ("floor", "bare aiohttp handler, same NCCO", "POST, no checks"),
+        ("floor", "bare handler on totpd's stack, same NCCO", "POST, no checks"),
         ("totpd", "totpd daemon (`totpd serve`)", "POST, signed, every check"),
     ]
     base_rate = result.median("baseline", lambda r: r.rate)
@@ -98,7 +99,8 @@ def throughput_section(result: Throughput, duration_s: float, connections: int) 
     totpd_rate = result.median("totpd", lambda r: r.rate)
     lines += [
         "",
-        f"totpd does {totpd_rate / floor_rate:.0%} of what one bare aiohttp process does.",
+        f"totpd does {totpd_rate / floor_rate:.0%} of what a bare handler on its own stack"
+        " (aiohttp's low-level server on uvloop, one process) does.",
         "Every round: "
         + "; ".join(
             f"{key} "
