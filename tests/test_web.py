@@ -139,6 +139,22 @@ async def test_unknown_step_is_not_found(caller: Vonage) -> None:
     assert status == 404
 
 
+async def test_unknown_paths_and_methods_are_json_4xx(
+    caller: Vonage, client: Client, services: Services
+) -> None:
+    await caller.answer()
+    for path in ("/", "/webhooks", "/webhooks/answer/", "/webhooks/input", "/metrics"):
+        response = await client.post(path, data=b"{}")
+        assert (response.status, await response.json()) == (404, {"error": "not_found"}), path
+    response = await client.get("/webhooks/event")
+    assert response.status == 405
+    assert response.headers["Allow"] == "POST"
+    assert await response.json() == {"error": "method_not_allowed"}
+    response = await client.put("/webhooks/answer")
+    assert (response.status, response.headers["Allow"]) == (405, "GET, POST")
+    assert await services.calls.count() == 1  # only the answered call
+
+
 async def test_duplicate_answer_is_refused(caller: Vonage) -> None:
     assert (await caller.answer())[0] == 200
     assert (await caller.answer())[0] == 409
