@@ -87,7 +87,7 @@ def verify_webhook(
     if iat < now_s - max_age_s - skew_s:
         raise WebhookRejected("stale_token")
     payload_hash = claims.get("payload_hash")
-    if type(payload_hash) is not str or not hmac.compare_digest(
+    if not isinstance(payload_hash, str) or not hmac.compare_digest(
         payload_hash.lower(), hashlib.sha256(payload).hexdigest()
     ):
         raise WebhookRejected("bad_payload_hash")
@@ -96,7 +96,7 @@ def verify_webhook(
     ):
         raise WebhookRejected("wrong_application")
     jti = claims.get("jti")
-    if type(jti) is not str or not 0 < len(jti) <= MAX_JTI:
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI:
         raise WebhookRejected("malformed_token")
     return jti
 
