@@ -120,6 +120,16 @@ class Webhooks:
         return web.Server(self, request_factory=request, access_log=None)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer `request`, but write the answer only after yielding to the event loop once."""
+        response = await self._respond(request)
+        # The other requests that arrived in the same poll get their turn first, so the answers
+        # of one batch leave back to back and the peer (a reverse proxy, Vonage's edge) is woken
+        # once per batch instead of once per answer. Under load this halves the kernel time per
+        # request (README, Performance); alone, it costs about a microsecond.
+        await asyncio.sleep(0)
+        return response
+
+    async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """Route `request`; a refusal becomes a JSON 4xx, a metric and a throttled log line."""
         path = request.path
         key = INPUT_PREFIX if path.startswith(INPUT_PREFIX) else path
