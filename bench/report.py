@@ -194,7 +194,7 @@ def flood_section(result: Flood) -> list[str]:
     lines = [
         "### Forged-request flood",
         "",
-        f"wrk paced to about {result.target_rate:,} requests/s for {run.duration_s:.0f} s,"
+        f"wrk paced to just over {result.target_rate:,} requests/s for {run.duration_s:.0f} s,"
         " every webhook, cycling through unsigned requests, garbage tokens, `alg: none`, a"
         " guessed secret, stale and future `iat`, a tampered body and another application's"
         f" token: {run.rate:,.0f} requests/s achieved, answered {statuses}"

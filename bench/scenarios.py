@@ -2,6 +2,7 @@
 flood with a genuine call in it, and memory. Each starts its own totpd daemon."""
 
 import asyncio
+import math
 import statistics
 import time
 import uuid as uuidlib
@@ -238,7 +239,7 @@ class Flood:
     rss_after_kib: int
 
 
-FLOOD_CONNECTIONS = 50
+FLOOD_DELAY_MS = 10  # each connection sends, waits this long (wrk counts whole ms), sends again
 
 
 def flood(settings: Settings, progress: Callable[[str], None], target_rate: int = 5000) -> Flood:
@@ -248,13 +249,13 @@ def flood(settings: Settings, progress: Callable[[str], None], target_rate: int 
     daemon = servers.start_totpd(servers.totpd_home(home))
     forged = home / "forged.req"
     traffic.write(forged, traffic.forged(SIGNER, 40_000))
-    # Each connection sends, waits DELAY, sends again: DELAY a little under connections/rate,
-    # since a refusal itself takes a fraction of a millisecond.
-    delay_ms = max(1, int(FLOOD_CONNECTIONS * 1000 / target_rate * 0.93))
+    # A connection's cycle is the delay plus about 1 ms (the refusal's round trip and wrk's
+    # timer): enough connections for 5% over the target, so the flood is never lighter.
+    connections = math.ceil(target_rate * 1.05 * (FLOOD_DELAY_MS + 1) / 1000)
 
     def send(duration_s: float) -> Run:
         return load.run(
-            daemon, daemon.base_url, forged, duration_s, FLOOD_CONNECTIONS, delay_ms, True
+            daemon, daemon.base_url, forged, duration_s, connections, FLOOD_DELAY_MS, True
         )
 
     async def with_calls() -> tuple[Run, list[CallTiming]]:
