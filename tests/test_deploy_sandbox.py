@@ -28,6 +28,7 @@ import pytest
 from tests.conftest import PIN, enrol_demo, free_port, run_totpd, wait_for_port, write_config
 from tests.test_deploy_unit import SERVICE, values
 from totpd import config as config_module
+from totpd.users import ARGON2_NICENESS
 
 LIBSECCOMP = ctypes.util.find_library("seccomp")
 
@@ -58,16 +59,17 @@ def syscall_group(name: str) -> frozenset[str]:
 
 def unit_policy() -> dict[str, object]:
     """The seccomp-enforced part of totpd.service, as systemd 252 would apply it."""
-    allowed: set[str] = set()
-    for entry in values(SERVICE, "SystemCallFilter"):
-        deny = entry.startswith("~")
+    entries = values(SERVICE, "SystemCallFilter")
+    assert not entries[0].startswith("~"), "the unit starts from an allow list"
+    allowed = set(syscall_group("@default"))  # systemd adds @default to allow lists
+    for entry in entries:  # in order: each adds to or takes from the list
         names: set[str] = set()
         for item in entry.removeprefix("~").split():
             names |= syscall_group(item) if item.startswith("@") else {item}
-        if deny:
+        if entry.startswith("~"):
             allowed -= names
         else:
-            allowed |= names | syscall_group("@default")  # systemd adds @default to allow lists
+            allowed |= names
     errno_name = values(SERVICE, "SystemCallErrorNumber")
     return {
         "allowed": sorted(allowed),
@@ -159,7 +161,7 @@ def test_the_policy_is_the_units() -> None:
     allowed = set(policy["allowed"])  # type: ignore[call-overload]
     assert {"read", "mmap", "execve", "socket", "futex", "epoll_wait"} <= allowed
     assert not allowed & syscall_group("@privileged")
-    assert not allowed & syscall_group("@resources")
+    assert allowed & syscall_group("@resources") == {"setpriority"}
     assert policy["deny_write_execute"] is True
 
 
@@ -181,10 +183,15 @@ for name, family in (("packet", socket.AF_PACKET), ("netlink", socket.AF_NETLINK
 socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
 socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).close()
 try:
-    os.nice(1)  # setpriority: @resources
-    results["nice"] = "allowed"
+    os.setpriority(os.PRIO_PROCESS, 0, 1)  # the one call of @resources the unit allows
+    results["setpriority"] = "allowed"
 except OSError as exc:
-    results["nice"] = errno.errorcode[exc.errno]
+    results["setpriority"] = errno.errorcode[exc.errno]
+try:
+    os.sched_setaffinity(0, os.sched_getaffinity(0))  # the rest of @resources is refused
+    results["sched_setaffinity"] = "allowed"
+except OSError as exc:
+    results["sched_setaffinity"] = errno.errorcode[exc.errno]
 try:
     os.chroot("/")  # @privileged
     results["chroot"] = "allowed"
@@ -210,7 +217,8 @@ def test_the_sandbox_is_enforced_by_the_kernel() -> None:
             "wx_mapping": "EPERM",
             "packet": "EAFNOSUPPORT",
             "netlink": "EAFNOSUPPORT",
-            "nice": "EPERM",
+            "setpriority": "allowed",
+            "sched_setaffinity": "EPERM",
             "chroot": "EPERM",
         }
     )
@@ -218,7 +226,7 @@ def test_the_sandbox_is_enforced_by_the_kernel() -> None:
 
 @pytest.fixture
 def sandboxed_daemon(tmp_path: Path) -> Iterator[tuple[Path, int, int, Path]]:
-    """`totpd serve` under the unit's seccomp policy: (config, port, metrics port, log)."""
+    """`totpd serve` under the unit's seccomp policy: (config, pid, metrics port, log)."""
     port, metrics_port = free_port(), free_port()
     config_path = write_config(
         tmp_path, listen=f"127.0.0.1:{port}", metrics=f"127.0.0.1:{metrics_port}"
@@ -236,7 +244,7 @@ def sandboxed_daemon(tmp_path: Path) -> Iterator[tuple[Path, int, int, Path]]:
         )
     try:
         wait_for_port(port)
-        yield config_path, port, metrics_port, log_path
+        yield config_path, process.pid, metrics_port, log_path
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0, log_path.read_text()
@@ -245,7 +253,7 @@ def sandboxed_daemon(tmp_path: Path) -> Iterator[tuple[Path, int, int, Path]]:
 def test_a_whole_call_works_inside_the_sandbox(
     sandboxed_daemon: tuple[Path, int, int, Path],
 ) -> None:
-    config_path, _, metrics_port, log_path = sandboxed_daemon
+    config_path, pid, metrics_port, log_path = sandboxed_daemon
     # Argon2 (argon2-cffi) checks the PIN, the vault (cryptography AES-GCM) yields the seed,
     # aiohttp serves every webhook: all inside the filter.
     started_s = time.monotonic()
@@ -258,3 +266,16 @@ def test_a_whole_call_works_inside_the_sandbox(
     assert 'totpd_codes_read_total{account="github"} 1.0' in scraped
     assert "process_resident_memory_bytes" in scraped  # /proc/self reads work too
     assert "Traceback" not in log_path.read_text()
+    # The thread that checked the PIN runs at a lower priority than the event loop's.
+    niceness = thread_niceness(pid)
+    assert niceness.pop(pid) == 0  # the main thread: the event loop
+    assert ARGON2_NICENESS in niceness.values(), niceness
+
+
+def thread_niceness(pid: int) -> dict[int, int]:
+    """Each thread's niceness, by thread id (field 19 of /proc/PID/task/TID/stat)."""
+    niceness = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        fields = stat.read_text().rpartition(")")[2].split()  # after the thread's name
+        niceness[int(stat.parent.name)] = int(fields[16])
+    return niceness

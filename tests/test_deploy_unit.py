@@ -175,7 +175,11 @@ def test_the_sandbox_keeps_every_required_restriction() -> None:
     }
     for key, value in required.items():
         assert values(SERVICE, key) == [value], key
-    assert values(SERVICE, "SystemCallFilter") == ["@system-service", "~@privileged @resources"]
+    assert values(SERVICE, "SystemCallFilter") == [
+        "@system-service",
+        "~@privileged @resources",
+        "setpriority",
+    ]
     assert values(SERVICE, "IPAddressDeny") == ["any"]
     assert values(SERVICE, "IPAddressAllow") == ["localhost"]
 
