@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from tests.conftest import GITHUB_SEED, codes_near_now, run_totpd
+from tests.conftest import GITHUB_SEED, codes_near_now, run_totpd, write_config
+from tests.lockout_support import RedisServer
+
+pytest_plugins = ["tests.lockout_fixtures"]
 
 
 def test_enrol_list_code_and_remove(config_path: Path) -> None:
@@ -108,6 +111,28 @@ def test_check_config_ok_and_broken(config_path: Path, tmp_path: Path) -> None:
     failed = run_totpd(broken, "check-config")
     assert failed.returncode == 1
     assert "server.listen" in failed.stderr
+
+
+def test_check_config_reads_the_lockout_storage(tmp_path: Path, redis_server: RedisServer) -> None:
+    def check(storage: str) -> tuple[int, str]:
+        path = write_config(tmp_path, f'[lockout]\nstorage = "{storage}"\n')
+        done = run_totpd(path, "check-config")
+        return done.returncode, done.stdout + done.stderr
+
+    status, output = check("embedded")
+    assert status == 0, output
+    assert "lockout storage embedded with 0 lockouts" in output
+    status, output = check(redis_server.url)
+    assert status == 0, output
+    assert "lockout storage redis with 0 lockouts" in output
+    redis_server.stop()
+    status, output = check(redis_server.url)
+    assert status == 1
+    assert "totpd: error: lockout storage" in output
+    # A password in the URI is never shown, not even when Redis is unreachable.
+    status, output = check(redis_server.url.replace("//", "//:hunter2-redis-password@"))
+    assert status == 1
+    assert "hunter2" not in output
 
 
 def test_config_may_come_from_the_environment(config_path: Path) -> None:

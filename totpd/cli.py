@@ -190,14 +190,19 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    """Validate the config, open the secret store and the directory."""
+    """Validate the config, open the secret store and the directory, read the lockouts."""
+    from totpd.services import read_lockouts
+
     store = open_store(config)
     if not store.signature_secret(config):
         raise TotpdError("no Vonage signature secret is configured")
     directory = DirectoryFile(config.paths.state_dir).current()
+    locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
+    storage = config.lockout.storage.partition(":")[0]  # the scheme: the URL may hold a password
     print(
         f"{config.source}: OK ({len(directory.accounts)} accounts, {len(directory.users)} users,"
-        f" webhooks on {config.server.listen}, public URL {config.server.public_url})"
+        f" webhooks on {config.server.listen}, public URL {config.server.public_url},"
+        f" lockout storage {storage} with {locked} lockouts)"
     )
     return 0
 
