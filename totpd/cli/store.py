@@ -1,0 +1,65 @@
+"""`totpd secrets ...`: seal the vault key to this host, back up and restore, store the Vonage
+signature secret."""
+
+import argparse
+import sys
+
+from totpd.cli.prompt import read_secret
+from totpd.config import Config
+from totpd.directory import DirectoryFile
+from totpd.errors import TotpdError
+from totpd.secrets import open_store
+
+
+def cmd_secrets_init(args: argparse.Namespace, config: Config) -> int:
+    """Create the vault key and seal it to this host (TPM2 when present, host key else)."""
+    from totpd.secrets.provision import init_sealed_key
+
+    sealed = init_sealed_key(config, args.output, args.with_key, args.force)
+    print(f"sealed vault key written to {sealed.path}")
+    if sealed.entries:
+        print(f"vault re-encrypted with the new key ({sealed.entries} entries)")
+    if sealed.removed_key_file is not None:
+        print(f"removed the unsealed key {sealed.removed_key_file}")
+    if not sealed.found_by_config:
+        print(f'set in {config.source}: [secrets] sealed_key_file = "{sealed.path}"')
+    print("add to totpd.service (systemctl edit totpd), then restart it:")
+    print("\n".join(sealed.unit_lines()))
+    return 0
+
+
+def cmd_secrets_backup(args: argparse.Namespace, config: Config) -> int:
+    """Write an encrypted backup of every seed and the directory (passphrase from stdin)."""
+    from totpd.secrets.backup import collect, seal_backup, write_backup
+
+    if args.file.exists() and not args.force:
+        raise TotpdError(f"{args.file}: already exists (--force overwrites it)")
+    directory = DirectoryFile(config.paths.state_dir).current()
+    backup, missing = collect(open_store(config), directory)
+    if missing:
+        print(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
+    passphrase = read_secret("Backup passphrase: ", confirm=True)
+    write_backup(args.file, seal_backup(backup, passphrase), force=args.force)
+    print(
+        f"backed up {len(directory.accounts) - len(missing)} accounts and"
+        f" {len(directory.users)} users to {args.file}"
+    )
+    return 0
+
+
+def cmd_secrets_restore(args: argparse.Namespace, config: Config) -> int:
+    """Restore seeds and the directory from a backup (passphrase from stdin or a prompt)."""
+    from totpd.secrets.backup import read_backup, restore
+
+    backup = read_backup(args.file, read_secret("Backup passphrase: "))
+    directory_file = DirectoryFile(config.paths.state_dir)
+    restored = restore(backup, open_store(config), directory_file, args.file, args.force)
+    print(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
+    return 0
+
+
+def cmd_secrets_set_signature_secret(args: argparse.Namespace, config: Config) -> int:
+    """Store the Vonage signature secret in the secret store (from stdin or a prompt)."""
+    open_store(config).set_signature_secret(read_secret("Signature secret: ", confirm=True))
+    print("Vonage signature secret stored")
+    return 0

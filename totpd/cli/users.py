@@ -1,0 +1,93 @@
+"""`totpd user ...` and `totpd admin passwd`: who may call in, with which PIN, to hear what;
+and the admin page's password."""
+
+import argparse
+from collections.abc import Callable
+from dataclasses import replace
+
+from totpd.cli.prompt import comma_list, read_secret
+from totpd.config import Config
+from totpd.directory import Directory, DirectoryFile
+from totpd.errors import DirectoryError
+from totpd.users import MAX_ACCOUNTS_PER_USER, PinHasher, User
+
+
+def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
+    """Add a user with a PIN (from stdin, or typed twice) and the accounts they may hear."""
+    accounts = _account_names(args.accounts)
+    pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
+
+    def change(current: Directory) -> Directory:
+        if args.name in current.users:
+            raise DirectoryError(f"user {args.name!r} already exists")
+        number = args.number or current.next_user_number()
+        callers = comma_list(args.callers or "")
+        return current.with_user(User(args.name, number, pin_hash, accounts, callers))
+
+    added = DirectoryFile(config.paths.state_dir).update(change).users[args.name]
+    print(f"added user {added.name} (keypad number {added.number})")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
+    """Set a user's PIN."""
+    pin_hash = PinHasher(config.pins).hash(read_secret("New PIN: ", confirm=True))
+    _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
+    print(f"PIN changed for {args.name}")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
+    """Remove a user."""
+    _change_user(config, args.name, lambda u: None)
+    print(f"removed user {args.name}")
+    return 0
+
+
+def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
+    """Replace the accounts a user may hear."""
+    accounts = _account_names(args.accounts)
+    _change_user(config, args.name, lambda u: replace(u, accounts=accounts))
+    print(f"{args.name} now hears: {', '.join(accounts) or 'nothing'}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
+    """List users: name, keypad number, accounts, caller allowlist."""
+    for user in DirectoryFile(config.paths.state_dir).current().users.values():
+        callers = ",".join(user.callers) or "any"
+        print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
+    return 0
+
+
+def _change_user(config: Config, name: str, change: Callable[[User], User | None]) -> None:
+    def apply(current: Directory) -> Directory:
+        user = current.users.get(name)
+        if user is None:
+            raise DirectoryError(f"no user {name!r}")
+        changed = change(user)
+        if changed is None:
+            return Directory(
+                current.accounts, {n: u for n, u in current.users.items() if n != name}
+            )
+        return current.with_user(changed)
+
+    DirectoryFile(config.paths.state_dir).update(apply)
+
+
+def _account_names(text: str) -> tuple[str, ...]:
+    """The comma-separated account names of --accounts: at most one per keypad key."""
+    names = comma_list(text)
+    if len(names) > MAX_ACCOUNTS_PER_USER:
+        raise DirectoryError(f"a user has at most {MAX_ACCOUNTS_PER_USER} accounts (one key each)")
+    return names
+
+
+def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
+    """Set the admin web page's password (from stdin, or typed twice)."""
+    from totpd.admin.password import AdminPassword
+
+    password = read_secret("Admin page password: ", confirm=True)
+    AdminPassword(config.paths.state_dir, config.pins).set(password)
+    print("admin page password set; signed-in sessions end at their next request")
+    return 0
