@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from totpd.config import Config
 from totpd.directory import DirectoryFile
-from totpd.errors import ConfigError
 from totpd.lockout import Lockout, LockState, WindowStore, global_window
 from totpd.lockout_file import LockoutFile
 from totpd.metrics import Metrics, create_metrics
@@ -127,12 +126,6 @@ def open_services(config: Config) -> Services:
     config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets = open_store(config)
     signature_secret = secrets.signature_secret(config)
-    if not signature_secret:
-        raise ConfigError(
-            "no Vonage signature secret: set TOTPD_VONAGE_SIGNATURE_SECRET, load the"
-            " vonage-signature-secret credential, set vonage.signature_secret_file, or run"
-            " `totpd secrets set-signature-secret`"
-        )
     state = open_state(config)
     return Services(
         config=config,

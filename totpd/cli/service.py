@@ -6,7 +6,6 @@ import logging
 
 from totpd.config import Config
 from totpd.directory import DirectoryFile
-from totpd.errors import TotpdError
 from totpd.secrets import open_store
 
 
@@ -24,9 +23,7 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     """Validate the config, open the secret store and the directory, read the lockouts."""
     from totpd.services import read_lockouts
 
-    store = open_store(config)
-    if not store.signature_secret(config):
-        raise TotpdError("no Vonage signature secret is configured")
+    open_store(config).signature_secret(config)  # raises when no route has one
     directory = DirectoryFile(config.paths.state_dir).current()
     locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
     storage = config.lockout.storage.partition(":")[0]  # the scheme: the URL may hold a password
@@ -43,8 +40,6 @@ def cmd_call(args: argparse.Namespace, config: Config) -> int:
     from totpd.emulator import Line, place_call, scripted_keypad, terminal_keypad
 
     secret = open_store(config).signature_secret(config)
-    if not secret:
-        raise TotpdError("no Vonage signature secret is configured")
     listen = config.server.listen
     line = Line(
         base_url=args.url or f"http://{listen}",

@@ -88,8 +88,9 @@ class SecretStore:
         """Forget the seed of `account`."""
         self._delete(seed_entry(account))
 
-    def signature_secret(self, config: Config) -> str | None:
-        """The Vonage signature secret, from the first route that has one.
+    def signature_secret(self, config: Config) -> str:
+        """The Vonage signature secret, from the first route that has one; ConfigError when
+        none has.
 
         Precedence: $TOTPD_VONAGE_SIGNATURE_SECRET, the systemd credential
         `vonage-signature-secret`, `vonage.signature_secret_file`, then the secret store.
@@ -112,7 +113,14 @@ class SecretStore:
                 if not value:
                     raise ConfigError(f"{key}: {path} is empty")
                 return value
-        return self._get(SIGNATURE_SECRET_NAME)
+        stored = self._get(SIGNATURE_SECRET_NAME)
+        if not stored:
+            raise ConfigError(
+                f"no Vonage signature secret: set {SIGNATURE_SECRET_ENV}, load the"
+                f" {SIGNATURE_CREDENTIAL} credential, set vonage.signature_secret_file, or run"
+                " `totpd secrets set-signature-secret`"
+            )
+        return stored
 
     def set_signature_secret(self, value: str) -> None:
         """Store the Vonage signature secret in the secret store."""
