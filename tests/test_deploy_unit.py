@@ -300,6 +300,12 @@ def test_install_stages_a_complete_install_with_sealed_credentials(tmp_path: Pat
     wanted = units / "multi-user.target.wants" / "totpd.service"
     assert wanted.readlink() == Path("/etc/systemd/system/totpd.service")
     assert mode_and_owner(root / "usr/local/sbin/totpd-admin")[0] == 0o755
+    # The unit's Documentation= pages are where it says, on the installed host.
+    links = re.findall(r"^Documentation=(.+)$", SERVICE.read_text(), re.MULTILINE)
+    pages = [u.removeprefix("file://") for v in links for u in v.split() if u.startswith("file:")]
+    assert "/opt/totpd/docs/deploying.md" in pages
+    for page in pages:
+        assert (root / page.lstrip("/")).is_file(), page
 
     # Running it again (an upgrade) keeps the config and every credential as they were.
     config_file.write_text(config_file.read_text() + "\n# edited by the admin\n")

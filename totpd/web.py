@@ -125,7 +125,7 @@ class Webhooks:
         # The other requests that arrived in the same poll get their turn first, so the answers
         # of one batch leave back to back and the peer (a reverse proxy, Vonage's edge) is woken
         # once per batch instead of once per answer. Under load this halves the kernel time per
-        # request (README, Performance); alone, it costs about a microsecond.
+        # request (docs/performance.md); alone, it costs about a microsecond.
         await asyncio.sleep(0)
         return response
 
