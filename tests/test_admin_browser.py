@@ -222,7 +222,7 @@ async def test_a_wrong_password_is_refused_and_counted_until_locked_out(
 async def test_lockouts_are_listed_and_unlocked(admin_page: AdminPage, browser: Page) -> None:
     lockout = admin_page.services.lockout
     for _ in range(3):  # three wrong PINs from one number: its caller layer is locked
-        await lockout.failed(await lockout.admit(CALLER, "alice"))
+        await lockout.record_failure(await lockout.admit(CALLER, "alice"))
     await sign_in(browser, admin_page.url())
     row = browser.locator(f"#lockouts tr:has(code:text-is('{CALLER}'))")
     assert "locked until" in await row.inner_text()

@@ -10,7 +10,7 @@ import pytest
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable
 from totpd.lockout import WITHHELD, Admission, Layer, Lockout, global_window
-from totpd.lockout_file import COMPACT_AFTER_RECORDS, JOURNAL_FILE, LockoutFile
+from totpd.state.journal import COMPACT_AFTER_RECORDS, JOURNAL_FILE, JournalWindows
 
 CALLER = "447700900001"
 
@@ -19,7 +19,7 @@ def open_lockout(state_dir: Path, **limits: str) -> Lockout:
     """A Lockout over the journal in `state_dir`, as the daemon (or the CLI) opens it."""
     config = LockoutConfig(**limits)
     state_dir.mkdir(mode=0o700, exist_ok=True)
-    return Lockout(config, LockoutFile(state_dir, *global_window(config)))
+    return Lockout(config, JournalWindows(state_dir, *global_window(config)))
 
 
 async def attempts(lockout: Lockout, caller: str, user: str, count: int) -> list[Admission]:
@@ -28,7 +28,7 @@ async def attempts(lockout: Lockout, caller: str, user: str, count: int) -> list
     for _ in range(count):
         admission = await lockout.admit(caller, user)
         if admission.refused_by is None:
-            await lockout.failed(admission)
+            await lockout.record_failure(admission)
         outcomes.append(admission)
     return outcomes
 
@@ -77,7 +77,7 @@ async def test_a_correct_pin_does_not_reset_the_global_breaker(tmp_path: Path) -
         await attempts(lockout, f"44790000000{index}", "alice", 1)
     correct = await lockout.admit("447700900009", "alice")
     assert correct.refused_by is None
-    await lockout.passed(correct)
+    await lockout.give_back(correct)
     global_state = next(s for s in await lockout.status() if s.layer is Layer.GLOBAL)
     assert global_state.failures == 4  # the 4 failures stay; the success itself is not one
     outcomes = [await lockout.admit(f"44791111111{i}", "mallory") for i in range(10)]

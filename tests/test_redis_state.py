@@ -2,17 +2,17 @@
 windows, as two replicas (two clients) see them, and what happens when Redis goes away."""
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from tests.lockout_support import RedisServer
 from totpd.config import LockoutConfig
-from totpd.errors import LockoutUnavailable
+from totpd.errors import LockoutUnavailable, StateUnavailable
 from totpd.flow import Call, Step
 from totpd.lockout import Layer, Lockout
-from totpd.redis_state import RedisState
-from totpd.state import StateUnavailable
+from totpd.state.redis import RedisState, limits_scripts
 
 pytest_plugins = ["tests.lockout_fixtures"]
 
@@ -116,9 +116,9 @@ async def test_a_correct_pin_gives_back_only_its_own_attempt(
     lockout = Lockout(LockoutConfig(), connect().windows())
     for index in range(3):
         failed = await lockout.admit(f"44790000000{index}", "alice")
-        await lockout.failed(failed)
+        await lockout.record_failure(failed)
     correct = await lockout.admit("447700900001", "alice")
-    await lockout.passed(correct)
+    await lockout.give_back(correct)
     failures = {(s.layer, s.key): s.failures for s in await lockout.status()}
     assert failures[(Layer.GLOBAL, "all")] == 3
     assert failures[(Layer.USER, "alice")] == 3
@@ -138,6 +138,19 @@ async def test_unlock_on_one_replica_is_seen_by_another(
     assert (await b.admit("447700900001", "alice")).refused_by is None
     await b.unlock()
     assert await a.status() == []
+
+
+async def test_the_pinned_limits_scripts_are_cached_before_the_first_attempt(
+    connect: Callable[[], RedisState],
+) -> None:
+    # pyproject pins `limits`: totpd reads its moving-window scripts from its package data.
+    state = connect()
+    lockout = Lockout(LockoutConfig(), state.windows())
+    assert (await lockout.admit("447700900001", "alice")).refused_by is None
+    # Redis names a cached script by its SHA-1.
+    digests = tuple(hashlib.sha1(s, usedforsecurity=False).hexdigest() for s in limits_scripts())
+    assert len(digests) == 2
+    assert await state.client.script_exists(digests) == (True, True)
 
 
 async def test_redis_going_away_fails_closed_and_recovers(

@@ -22,13 +22,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tests.conftest import GITHUB_SEED, enrol_demo, run_totpd, write_config
 from totpd import config as config_module
 from totpd.config import Config
-from totpd.errors import SecretStoreError
+from totpd.errors import SecretStoreError, VaultError
 from totpd.secrets import SecretStore, open_store
 from totpd.secrets.vault import (
     HEADER_BYTES,
     MAGIC,
     NONCE_BYTES,
-    VaultError,
     VaultKeyring,
     key_id,
 )

@@ -20,7 +20,7 @@ from tests.conftest import (
 )
 from totpd import vonage
 from totpd.services import Services
-from totpd.state import MemoryCallStore
+from totpd.state.memory import MemoryCallStore
 
 
 def input_url(ncco: list[dict[str, Any]]) -> str:

@@ -279,7 +279,7 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     check = await services.pins.verify(user.pin_hash if user else None, pin)
     allowed = user is not None and user.allows(call.caller)
     if check.ok and allowed and user is not None:
-        await lockout.passed(admission)
+        await lockout.give_back(admission)
         if check.new_hash:
             await _store_rehash(services, user.name, check.new_hash)
         choices = tuple(
@@ -289,7 +289,7 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
         )
         return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices))
     metrics.pin_failures.labels("pin").inc()
-    if await lockout.failed(admission):
+    if await lockout.record_failure(admission):
         await lockout.report(gauge, force=True)
     verdict = PinVerdict.CALLER_NOT_ALLOWED if check.ok else PinVerdict.WRONG
     return _pin_logged(call, PinChecked(verdict))

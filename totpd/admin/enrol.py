@@ -23,13 +23,13 @@ from totpd.admin.auth import signed_in
 from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
 from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
-from totpd.admin.site import MAX_IMAGE_PIXELS, SITE, Refused
+from totpd.admin.site import MAX_IMAGE_PIXELS, SITE
 from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
 from totpd.enrol import Enrolment, parse_image, parse_text
 from totpd.enrol.commit import enrol as store_all
 from totpd.enrol.qr import FORMATS
-from totpd.errors import DirectoryError, EnrolError
+from totpd.errors import AdminRefused, DirectoryError, EnrolError
 from totpd.secrets import open_store
 from totpd.users import MAX_ACCOUNTS_PER_USER
 
@@ -82,8 +82,8 @@ def decode_image(image: bytes) -> list[Enrolment]:
             raise EnrolError(str(exc).removeprefix(f"{path}: ")) from None
 
 
-def _not_enrolled(status: int, exc: Exception) -> Refused:
-    return Refused(status, f"Not enrolled: {str(exc).rstrip('.')}.")
+def _not_enrolled(status: int, exc: Exception) -> AdminRefused:
+    return AdminRefused(status, f"Not enrolled: {str(exc).rstrip('.')}.")
 
 
 def _chosen(enrolments: list[Enrolment], name: str, label: str) -> list[Enrolment]:
@@ -165,7 +165,7 @@ async def enrol_text(request: web.Request, session: Session) -> web.StreamRespon
     except EnrolError as exc:
         raise _not_enrolled(400, exc) from None
     if not form.get("name", "").strip() and not any("://" in line for line in text.splitlines()):
-        raise Refused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
+        raise AdminRefused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
     return await _enrol_and_report(request, session, form, found)
 
 
@@ -175,7 +175,7 @@ async def enrol_image(request: web.Request, session: Session) -> web.StreamRespo
     upload: Upload = await read_upload(request)
     check_csrf(session, upload.fields.get("csrf"))
     if not upload.image:
-        raise Refused(400, "Not enrolled: choose an image file first.")
+        raise AdminRefused(400, "Not enrolled: choose an image file first.")
     site = request.app[SITE]
     try:
         async with site.decoding:

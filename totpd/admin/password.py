@@ -13,16 +13,12 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
-from totpd.errors import ConfigError, TotpdError
+from totpd.errors import AdminPasswordError, ConfigError
 from totpd.files import Stamp, stamp, write_atomic
 
 PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
-
-
-class AdminPasswordError(TotpdError):
-    """A new admin password breaks the policy; the message names the rule, never the password."""
 
 
 class AdminPassword:

@@ -17,16 +17,17 @@ windows under `totpd:lockout:` in `limits`' own layout.
 """
 
 import asyncio
+from importlib import resources
 from typing import Any, cast
 
 import coredis
 from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 from limits.aio.storage import RedisStorage, Storage
-from limits.aio.storage.redis.bridge import RedisBridge
 
+from totpd.errors import StateUnavailable
 from totpd.flow import Call, Step
-from totpd.state import StateUnavailable, decode_call, encode_call
+from totpd.state import decode_call, encode_call
 
 PREFIX = "totpd"
 LOCKOUT_PREFIX = f"{PREFIX}:lockout"
@@ -75,7 +76,16 @@ end
 return 0
 """
 RELEASE_SLACK_S = 0.001  # timestamps pass through Lua's number formatting
-LIMITS_SCRIPTS = (RedisBridge.SCRIPT_MOVING_WINDOW, RedisBridge.SCRIPT_ACQUIRE_MOVING_WINDOW)
+# The moving window's scripts as `limits` ships them. No public API names them, so they are read
+# from its package data, and pyproject pins the `limits` version this layout was checked against.
+LIMITS_SCRIPTS_DIR = "resources/redis/lua_scripts"
+LIMITS_SCRIPTS = ("moving_window.lua", "acquire_moving_window.lua")
+
+
+def limits_scripts() -> list[bytes]:
+    """The Lua source of `limits`' moving-window scripts, to load into Redis's script cache."""
+    scripts = resources.files("limits").joinpath(LIMITS_SCRIPTS_DIR)
+    return [scripts.joinpath(name).read_bytes() for name in LIMITS_SCRIPTS]
 
 
 def _unavailable(exc: Exception) -> StateUnavailable:
@@ -116,7 +126,7 @@ class RedisState:
         self._loading = self._loading or asyncio.Lock()
         async with self._loading:
             if not self._scripts_loaded:
-                for script in LIMITS_SCRIPTS:
+                for script in limits_scripts():
                     await self.client.script_load(script)
                 self._scripts_loaded = True
 

@@ -1,4 +1,4 @@
-"""The embedded lockout storage: moving windows of PIN attempts, kept in the state directory.
+"""The embedded lockout storage: moving windows of PIN attempts, in a journal file.
 
 `limits` owns the windows' logic; this is a storage for its moving-window strategy, held in
 memory and backed by an append-only journal, `lockout.journal`, one JSON record per line:
@@ -56,20 +56,21 @@ class _Window:
         return [t for t in self.times if t > now_s - expiry_s]
 
 
-class LockoutFile(Storage, MovingWindowSupport):
-    """A `limits` moving-window storage persisted in `<state_dir>/lockout.journal`.
+class JournalWindows(Storage, MovingWindowSupport):
+    """The lockout's WindowStore persisted in `<state_dir>/lockout.journal`; also the `limits`
+    moving-window storage itself.
 
-    `damage_key` and `damage_ttl_s` name the global window, where an unreadable record counts.
+    `global_key` and `global_ttl_s` name the global window: an unreadable record counts there.
     """
 
     STORAGE_SCHEME = None  # built by totpd, not from a limits storage URI
 
-    def __init__(self, state_dir: Path, damage_key: str, damage_ttl_s: int) -> None:
+    def __init__(self, state_dir: Path, global_key: str, global_ttl_s: int) -> None:
         super().__init__()
         self.path = state_dir / JOURNAL_FILE
         self._lock_path = state_dir / f".{JOURNAL_FILE}.lock"
-        self._damage_key = damage_key
-        self._damage_ttl_s = damage_ttl_s
+        self._global_key = global_key
+        self._global_ttl_s = global_ttl_s
         self._windows: dict[str, _Window] = {}
         self._inode: int | None = None
         self._offset = 0  # bytes of the journal replayed so far (whole lines only)
@@ -79,7 +80,7 @@ class LockoutFile(Storage, MovingWindowSupport):
         self._mutex = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"LockoutFile({str(self.path)!r})"
+        return f"JournalWindows({str(self.path)!r})"
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -113,17 +114,17 @@ class LockoutFile(Storage, MovingWindowSupport):
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Not supported: totpd only uses the moving-window strategy."""
-        raise NotImplementedError("LockoutFile serves the moving-window strategy only")
+        raise NotImplementedError("JournalWindows serves the moving-window strategy only")
 
     async def get(self, key: str) -> int:
         """Not supported: totpd only uses the moving-window strategy."""
-        raise NotImplementedError("LockoutFile serves the moving-window strategy only")
+        raise NotImplementedError("JournalWindows serves the moving-window strategy only")
 
     async def get_expiry(self, key: str) -> float:
         """Not supported: totpd only uses the moving-window strategy."""
-        raise NotImplementedError("LockoutFile serves the moving-window strategy only")
+        raise NotImplementedError("JournalWindows serves the moving-window strategy only")
 
-    # totpd's additions (see lockout.WindowStore) -------------------------------------------
+    # totpd's additions (see totpd.state.WindowStore) -------------------------------------------
     @property
     def storage(self) -> Storage:
         """The `limits` storage: this object itself."""
@@ -215,7 +216,7 @@ class LockoutFile(Storage, MovingWindowSupport):
                 raise ValueError(op)
         except (ValueError, KeyError, TypeError, OverflowError):
             # When it was written is unknown: count it from now (then pinned by compaction).
-            self._hit(self._damage_key, time.time(), self._damage_ttl_s)
+            self._hit(self._global_key, time.time(), self._global_ttl_s)
             return False
         return True
 
