@@ -22,9 +22,10 @@ from totpd.directory import DirectoryFile
 from totpd.enrol import Enrolment
 from totpd.enrol.commit import enrol
 from totpd.otp import Account
+from totpd.pins import PinHasher
 from totpd.secrets import open_store
 from totpd.services import Services, open_services
-from totpd.users import PinHasher, User
+from totpd.users import User
 from totpd.web import create_server
 
 Client = TestClient[web.BaseRequest, None]  # a client of the webhook listener

@@ -18,9 +18,9 @@ from totpd import config as config_module
 from totpd.config import Config
 from totpd.directory import DirectoryFile
 from totpd.errors import SecretStoreError
+from totpd.pins import PinHasher
 from totpd.secrets import open_store
 from totpd.secrets.backup import MAGIC, Argon2Cost, Backup, open_backup, seal_backup
-from totpd.users import PinHasher
 
 PASSPHRASE = "correct horse battery staple"
 SIGNATURE = "stored-signature-secret-0123456789"

@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import PIN, enrol_demo, free_port, run_totpd, wait_for_port, write_config
 from tests.test_deploy_unit import SERVICE, values
 from totpd import config as config_module
-from totpd.users import ARGON2_NICENESS
+from totpd.pins import ARGON2_NICENESS
 
 LIBSECCOMP = ctypes.util.find_library("seccomp")
 

@@ -495,7 +495,7 @@ print(json.dumps({"call_rc": call.returncode, "datagrams": datagrams,
 def test_under_journald_the_daemon_logs_a_call_as_structured_fields(daemon: Daemon) -> None:
     # `serve` detects journald from $JOURNAL_STREAM; a private mount namespace puts our own
     # socket where libsystemd sends entries, so this reads what journald would store.
-    from tests.test_systemd import parse_journal_datagram
+    from tests.test_logs import parse_journal_datagram
 
     done = subprocess.run(
         [

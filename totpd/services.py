@@ -9,11 +9,11 @@ from totpd.config import Config
 from totpd.directory import DirectoryFile
 from totpd.lockout import Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
+from totpd.pins import PinHasher
 from totpd.secrets import SecretStore, open_store
 from totpd.state import CallStore, ReplayCache, WindowStore
 from totpd.state.journal import JournalWindows
 from totpd.state.memory import MemoryCallStore, MemoryReplayCache
-from totpd.users import PinHasher
 
 ADMIN_SCOPE = "admin"
 

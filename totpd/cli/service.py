@@ -12,7 +12,7 @@ from totpd.secrets import open_store
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Run the daemon."""
     from totpd.daemon import serve
-    from totpd.systemd import configure_logging
+    from totpd.logs import configure_logging
 
     configure_logging(logging.INFO)  # journald fields under systemd, text on a terminal
     serve(config)

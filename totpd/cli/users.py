@@ -9,7 +9,8 @@ from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
 from totpd.errors import DirectoryError
-from totpd.users import MAX_ACCOUNTS_PER_USER, PinHasher, User
+from totpd.pins import PinHasher
+from totpd.users import MAX_ACCOUNTS_PER_USER, User
 
 
 def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
