@@ -18,11 +18,11 @@ from pytest_aiohttp import AiohttpClient
 from totpd import config as config_module
 from totpd import vonage
 from totpd.config import Config
-from totpd.directory import DirectoryFile
 from totpd.enrol import Enrolment
-from totpd.enrol.commit import enrol
+from totpd.enrol.commit import store_enrolments
 from totpd.otp import Account
 from totpd.pins import PinHasher
+from totpd.roster import RosterFile
 from totpd.secrets import open_store
 from totpd.services import Services, open_services
 from totpd.users import User
@@ -102,9 +102,9 @@ def enrol_demo(config: Config, accounts: tuple[str, ...] = ("github",)) -> None:
         Enrolment(Account("github", "GitHub"), GITHUB_SEED),
         Enrolment(Account("gmail", "Gmail"), GMAIL_SEED),
     ]
-    enrol(enrolments, open_store(config), DirectoryFile(config.paths.state_dir))
+    store_enrolments(enrolments, open_store(config), RosterFile(config.paths.state_dir))
     pin_hash = PinHasher(config.pins).hash(PIN)
-    DirectoryFile(config.paths.state_dir).update(
+    RosterFile(config.paths.state_dir).update(
         lambda d: d.with_user(User("alice", 1, pin_hash, accounts))
     )
 

@@ -109,7 +109,7 @@ async def test_paste_a_uri_without_javascript(
     assert await page.inner_text(NOTICE) == "Enrolled example, heard by alice."
     assert admin_page.accounts() == ["github", "gmail", "example"]
     assert admin_page.seed("example").rstrip("=") == EXAMPLE_SEED
-    assert admin_page.services.directory.current().users["alice"].accounts == ("github", "example")
+    assert admin_page.services.roster.current().users["alice"].accounts == ("github", "example")
 
 
 async def test_the_camera_reads_a_qr_code_into_the_paste_form(

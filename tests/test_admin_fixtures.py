@@ -79,7 +79,7 @@ class AdminPage:
 
     def accounts(self) -> list[str]:
         """Account names in the directory now."""
-        return list(self.services.directory.current().accounts)
+        return list(self.services.roster.current().accounts)
 
     def seed(self, name: str) -> str:
         """The stored seed of an account."""

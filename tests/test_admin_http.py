@@ -25,9 +25,9 @@ from totpd.admin.app import CONTENT_SECURITY_POLICY
 from totpd.admin.password import PASSWORD_FILE, AdminPassword
 from totpd.admin.site import SITE
 from totpd.config import Config
-from totpd.directory import Directory
 from totpd.errors import ConfigError
 from totpd.otp import Account
+from totpd.roster import Roster
 from totpd.services import Services
 
 Client = TestClient[web.Request, web.Application]  # a client of the admin page
@@ -102,7 +102,7 @@ async def test_a_cross_origin_post_is_refused(admin: Client, services: Services)
     assert response.status == 403
     response = await admin.post("/enrol/text", data=form, headers={"Sec-Fetch-Site": "cross-site"})
     assert response.status == 403
-    assert "example" not in services.directory.current().accounts
+    assert "example" not in services.roster.current().accounts
     assert (await admin.post("/enrol/text", data=form)).status == 200  # the same, from the page
 
 
@@ -204,7 +204,7 @@ async def test_a_malformed_upload_body_is_a_clear_400(admin: Client, services: S
     )
     assert response.status == 400
     assert "That upload could not be read." in await response.text()
-    assert "example" not in services.directory.current().accounts
+    assert "example" not in services.roster.current().accounts
 
 
 async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: Client) -> None:
@@ -230,7 +230,7 @@ async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
     response = await admin.post("/enrol/image", data=form)  # within the length slack
     assert response.status == 413
     assert "That file is too large" in await response.text()
-    assert "example" not in services.directory.current().accounts
+    assert "example" not in services.roster.current().accounts
 
 
 async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:
@@ -242,7 +242,7 @@ async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> 
     assert "a bare secret needs a name" in await response.text()
     response = await admin.post("/enrol/text", data={**form, "name": "bank", "label": "Bank"})
     assert response.status == 200
-    assert services.directory.current().accounts["bank"].label == "Bank"
+    assert services.roster.current().accounts["bank"].label == "Bank"
 
 
 async def test_an_existing_name_is_refused_and_the_seed_kept(
@@ -261,13 +261,13 @@ async def test_an_existing_name_is_refused_and_the_seed_kept(
 async def test_a_user_without_room_on_the_keypad_stores_nothing(
     admin: Client, services: Services
 ) -> None:
-    def fill(directory: Directory) -> Directory:
+    def fill(roster: Roster) -> Roster:
         for number in range(7):
-            directory = directory.with_account(Account(f"extra{number}", f"Extra {number}"))
-        names = tuple(directory.accounts)[:9]
-        return directory.with_user(replace(directory.users["alice"], accounts=names))
+            roster = roster.with_account(Account(f"extra{number}", f"Extra {number}"))
+        names = tuple(roster.accounts)[:9]
+        return roster.with_user(replace(roster.users["alice"], accounts=names))
 
-    services.directory.update(fill)
+    services.roster.update(fill)
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
     response = await admin.post(
@@ -275,7 +275,7 @@ async def test_a_user_without_room_on_the_keypad_stores_nothing(
     )
     assert response.status == 409
     assert "the keypad menu holds 9" in await response.text()
-    assert "example" not in services.directory.current().accounts
+    assert "example" not in services.roster.current().accounts
 
 
 # the password file and its command ----------------------------------------------------------

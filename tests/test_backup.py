@@ -16,9 +16,9 @@ from tests.conftest import (
 )
 from totpd import config as config_module
 from totpd.config import Config
-from totpd.directory import DirectoryFile
 from totpd.errors import SecretStoreError
 from totpd.pins import PinHasher
+from totpd.roster import RosterFile
 from totpd.secrets import open_store
 from totpd.secrets.backup import MAGIC, Argon2Cost, Backup, open_backup, seal_backup
 
@@ -28,7 +28,7 @@ SIGNATURE = "stored-signature-secret-0123456789"
 
 @pytest.fixture
 def backup_file(config_path: Path, config: Config, tmp_path: Path) -> Path:
-    """A backup of the demo directory (alice, github, gmail) and a stored signature secret."""
+    """A backup of the demo roster (alice, github, gmail) and a stored signature secret."""
     enrol_demo(config)
     open_store(config).set_signature_secret(SIGNATURE)
     path = tmp_path / "totpd.backup"
@@ -54,7 +54,7 @@ def test_backup_and_restore_on_another_installation(backup_file: Path, tmp_path:
         code = run_totpd(target, "account", "code", name)
         assert code.stdout.split()[0] in codes_near_now(seed)
     restored = config_module.load(target)
-    alice = DirectoryFile(restored.paths.state_dir).current().users["alice"]
+    alice = RosterFile(restored.paths.state_dir).current().users["alice"]
     assert PinHasher(restored.pins).verify_sync(alice.pin_hash, PIN).ok
     store = open_store(restored)
     assert store.stored("vonage:signature-secret") == SIGNATURE

@@ -108,14 +108,14 @@ async def _reload(services: Services) -> None:
     """SIGHUP: re-read users and accounts now (the config file needs a restart)."""
     systemd.notify_reloading()
     try:
-        directory = services.directory.current()
-        log.info("reloaded %d users and %d accounts", len(directory.users), len(directory.accounts))
+        roster = services.roster.current()
+        log.info("reloaded %d users and %d accounts", len(roster.users), len(roster.accounts))
     except TotpdError as exc:
         log.error("reload failed, keeping the previous users and accounts: %s", exc)
     systemd.notify_ready(await _status(services))
 
 
-def _settle_collector() -> None:
+def _tune_garbage_collector() -> None:
     """Keep the cyclic garbage collector's full passes rare and short.
 
     A full pass walks every tracked object and stalls every request meanwhile: with thousands of
@@ -177,7 +177,7 @@ async def run(config: Config) -> None:
         )
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
-        _settle_collector()
+        _tune_garbage_collector()
         systemd.notify_ready(await _status(services))
         await stop.wait()
         systemd.notify_stopping(f"draining in-flight webhooks (up to {DRAIN_S:.0f} s)")

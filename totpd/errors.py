@@ -35,7 +35,7 @@ class WireError(ValueError):
     """The bytes are not a well-formed protobuf message (enrolment turns it into EnrolError)."""
 
 
-class DirectoryError(TotpdError):
+class RosterError(TotpdError):
     """A user or account is unknown, duplicated or inconsistent."""
 
 

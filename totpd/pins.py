@@ -12,7 +12,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
-from totpd.errors import DirectoryError
+from totpd.errors import RosterError
 from totpd.keypad import MAX_DIGITS
 
 
@@ -55,13 +55,13 @@ class PinHasher:
         )
 
     def check_policy(self, pin: str) -> None:
-        """Raise DirectoryError (naming the rule, never the PIN) if `pin` is not acceptable."""
+        """Raise RosterError (naming the rule, never the PIN) if `pin` is not acceptable."""
         if not pin.isascii() or not pin.isdigit():
-            raise DirectoryError("a PIN is keypad digits only (0-9)")
+            raise RosterError("a PIN is keypad digits only (0-9)")
         if not self.min_length <= len(pin) <= MAX_DIGITS:
-            raise DirectoryError(f"a PIN has {self.min_length} to {MAX_DIGITS} digits")
+            raise RosterError(f"a PIN has {self.min_length} to {MAX_DIGITS} digits")
         if len(set(pin)) == 1 or pin in "01234567890123456789" or pin in "98765432109876543210":
-            raise DirectoryError("that PIN is too easy to guess (repeated or sequential digits)")
+            raise RosterError("that PIN is too easy to guess (repeated or sequential digits)")
 
     def hash(self, pin: str) -> str:
         """An Argon2id hash of a PIN that meets the policy."""

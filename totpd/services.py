@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
-from totpd.directory import DirectoryFile
 from totpd.lockout import Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
 from totpd.pins import PinHasher
+from totpd.roster import RosterFile
 from totpd.secrets import SecretStore, open_store
 from totpd.state import CallStore, ReplayCache, WindowStore
 from totpd.state.journal import JournalWindows
@@ -23,7 +23,7 @@ class Services:
     """Everything a request handler may touch."""
 
     config: Config
-    directory: DirectoryFile
+    roster: RosterFile
     secrets: SecretStore
     signature_secret: bytes
     pins: PinHasher
@@ -123,14 +123,14 @@ def _with_lockout(
 
 
 def open_services(config: Config) -> Services:
-    """Open the secret store, the directory and the shared state the config names."""
+    """Open the secret store, the roster and the shared state the config names."""
     config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets = open_store(config)
     signature_secret = secrets.signature_secret(config)
     state = open_state(config)
     return Services(
         config=config,
-        directory=DirectoryFile(config.paths.state_dir),
+        roster=RosterFile(config.paths.state_dir),
         secrets=secrets,
         signature_secret=signature_secret.encode(),
         pins=PinHasher(config.pins),

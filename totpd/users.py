@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from totpd.errors import DirectoryError
+from totpd.errors import RosterError
 from totpd.otp import NAME_PATTERN
 
 MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
@@ -20,12 +20,12 @@ class User:
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
-            raise DirectoryError(
+            raise RosterError(
                 f"user name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
                 " starting with a letter or digit"
             )
         if not 1 <= self.number <= 999_999:
-            raise DirectoryError(f"keypad number {self.number} must be 1 to 999999")
+            raise RosterError(f"keypad number {self.number} must be 1 to 999999")
 
     def __repr__(self) -> str:
         return f"User(name={self.name!r}, number={self.number}, accounts={self.accounts!r})"

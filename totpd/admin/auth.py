@@ -70,7 +70,7 @@ def current_session(request: web.Request) -> tuple[Session | None, bool]:
     if (
         session is not None
         and session.signed_in
-        and session.password_stamp != site.password.stamp()
+        and session.password_version != site.password.version()
     ):
         site.sessions.end(session)
         return None, True
@@ -165,7 +165,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     if await site.password.verify(str(form.get("password", ""))):
         await lockout.give_back(admission)
         site.sessions.end(session)  # a new id at sign-in: a planted id is worth nothing
-        fresh = site.sessions.new(password_stamp=site.password.stamp())
+        fresh = site.sessions.new(password_version=site.password.version())
         log.info("admin signed in from %s", request.remote)
         response = redirect("/")
         set_cookie(request, response, fresh)

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
-from totpd.directory import Directory, DirectoryFile
 from totpd.enrol.enrolment import Enrolment
-from totpd.errors import DirectoryError, EnrolError
+from totpd.errors import EnrolError, RosterError
 from totpd.otp import Account, Kind, reading_at
+from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
 
 
@@ -73,9 +73,9 @@ def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
-    from totpd.enrol.commit import enrol
+    from totpd.enrol.commit import store_enrolments
 
-    enrol(enrolments, open_store(config), DirectoryFile(config.paths.state_dir))
+    store_enrolments(enrolments, open_store(config), RosterFile(config.paths.state_dir))
     for found in enrolments:
         account = found.account
         print(
@@ -85,9 +85,9 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
 
 def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
     """List accounts, never their secrets."""
-    directory = DirectoryFile(config.paths.state_dir).current()
-    for account in directory.accounts.values():
-        users = ",".join(u.name for u in directory.users.values() if account.name in u.accounts)
+    roster = RosterFile(config.paths.state_dir).current()
+    for account in roster.accounts.values():
+        users = ",".join(u.name for u in roster.users.values() if account.name in u.accounts)
         timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
         print(
             f"{account.name}\t{account.label}\t{account.kind}\t{account.algorithm}"
@@ -99,17 +99,17 @@ def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_account_remove(args: argparse.Namespace, config: Config) -> int:
     """Forget an account and its seed, and take it off every user's menu."""
 
-    def change(current: Directory) -> Directory:
+    def change(current: Roster) -> Roster:
         if args.name not in current.accounts:
-            raise DirectoryError(f"no account {args.name!r}")
+            raise RosterError(f"no account {args.name!r}")
         users = {
             n: replace(u, accounts=tuple(a for a in u.accounts if a != args.name))
             for n, u in current.users.items()
         }
         accounts = {n: a for n, a in current.accounts.items() if n != args.name}
-        return Directory(accounts, users)
+        return Roster(accounts, users)
 
-    DirectoryFile(config.paths.state_dir).update(change)
+    RosterFile(config.paths.state_dir).update(change)
     open_store(config).delete_seed(args.name)
     print(f"removed {args.name}")
     return 0
@@ -119,18 +119,18 @@ def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
     """Print an account's current code (HOTP: the next one, and advance the counter)."""
     import time
 
-    directory = DirectoryFile(config.paths.state_dir)
-    account = directory.current().accounts.get(args.name)
+    roster = RosterFile(config.paths.state_dir)
+    account = roster.current().accounts.get(args.name)
     if account is None:
-        raise DirectoryError(f"no account {args.name!r}")
+        raise RosterError(f"no account {args.name!r}")
     reading = reading_at(account, open_store(config).seed(args.name), time.time(), 0)
     if account.kind is Kind.HOTP:
 
-        def advance(current: Directory) -> Directory:
+        def advance(current: Roster) -> Roster:
             now = current.accounts[args.name]
             return current.with_account(replace(now, counter=now.counter + 1))
 
-        directory.update(advance)
+        roster.update(advance)
         print(reading.digits)
     else:
         print(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")

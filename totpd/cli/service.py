@@ -5,7 +5,7 @@ import argparse
 import logging
 
 from totpd.config import Config
-from totpd.directory import DirectoryFile
+from totpd.roster import RosterFile
 from totpd.secrets import open_store
 
 
@@ -24,11 +24,11 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     from totpd.services import read_lockouts
 
     open_store(config).signature_secret(config)  # raises when no route has one
-    directory = DirectoryFile(config.paths.state_dir).current()
+    roster = RosterFile(config.paths.state_dir).current()
     locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
     storage = config.lockout.storage.partition(":")[0]  # the scheme: the URL may hold a password
     print(
-        f"{config.source}: OK ({len(directory.accounts)} accounts, {len(directory.users)} users,"
+        f"{config.source}: OK ({len(roster.accounts)} accounts, {len(roster.users)} users,"
         f" webhooks on {config.server.listen}, public URL {config.server.public_url},"
         f" lockout storage {storage} with {locked} lockouts)"
     )

@@ -6,8 +6,8 @@ import sys
 
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
-from totpd.directory import DirectoryFile
 from totpd.errors import TotpdError
+from totpd.roster import RosterFile
 from totpd.secrets import open_store
 
 
@@ -34,15 +34,15 @@ def cmd_secrets_backup(args: argparse.Namespace, config: Config) -> int:
 
     if args.file.exists() and not args.force:
         raise TotpdError(f"{args.file}: already exists (--force overwrites it)")
-    directory = DirectoryFile(config.paths.state_dir).current()
-    backup, missing = collect(open_store(config), directory)
+    roster = RosterFile(config.paths.state_dir).current()
+    backup, missing = collect(open_store(config), roster)
     if missing:
         print(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
     passphrase = read_secret("Backup passphrase: ", confirm=True)
     write_backup(args.file, seal_backup(backup, passphrase), force=args.force)
     print(
-        f"backed up {len(directory.accounts) - len(missing)} accounts and"
-        f" {len(directory.users)} users to {args.file}"
+        f"backed up {len(roster.accounts) - len(missing)} accounts and"
+        f" {len(roster.users)} users to {args.file}"
     )
     return 0
 
@@ -52,8 +52,8 @@ def cmd_secrets_restore(args: argparse.Namespace, config: Config) -> int:
     from totpd.secrets.backup import read_backup, restore
 
     backup = read_backup(args.file, read_secret("Backup passphrase: "))
-    directory_file = DirectoryFile(config.paths.state_dir)
-    restored = restore(backup, open_store(config), directory_file, args.file, args.force)
+    roster_file = RosterFile(config.paths.state_dir)
+    restored = restore(backup, open_store(config), roster_file, args.file, args.force)
     print(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
     return 0
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
-from totpd.directory import Directory, DirectoryFile
-from totpd.errors import DirectoryError
+from totpd.errors import RosterError
 from totpd.pins import PinHasher
+from totpd.roster import Roster, RosterFile
 from totpd.users import MAX_ACCOUNTS_PER_USER, User
 
 
@@ -18,14 +18,14 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
     accounts = _account_names(args.accounts)
     pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
 
-    def change(current: Directory) -> Directory:
+    def change(current: Roster) -> Roster:
         if args.name in current.users:
-            raise DirectoryError(f"user {args.name!r} already exists")
+            raise RosterError(f"user {args.name!r} already exists")
         number = args.number or current.next_user_number()
         callers = comma_list(args.callers or "")
         return current.with_user(User(args.name, number, pin_hash, accounts, callers))
 
-    added = DirectoryFile(config.paths.state_dir).update(change).users[args.name]
+    added = RosterFile(config.paths.state_dir).update(change).users[args.name]
     print(f"added user {added.name} (keypad number {added.number})")
     return 0
 
@@ -55,32 +55,30 @@ def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
     """List users: name, keypad number, accounts, caller allowlist."""
-    for user in DirectoryFile(config.paths.state_dir).current().users.values():
+    for user in RosterFile(config.paths.state_dir).current().users.values():
         callers = ",".join(user.callers) or "any"
         print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
     return 0
 
 
 def _change_user(config: Config, name: str, change: Callable[[User], User | None]) -> None:
-    def apply(current: Directory) -> Directory:
+    def apply(current: Roster) -> Roster:
         user = current.users.get(name)
         if user is None:
-            raise DirectoryError(f"no user {name!r}")
+            raise RosterError(f"no user {name!r}")
         changed = change(user)
         if changed is None:
-            return Directory(
-                current.accounts, {n: u for n, u in current.users.items() if n != name}
-            )
+            return Roster(current.accounts, {n: u for n, u in current.users.items() if n != name})
         return current.with_user(changed)
 
-    DirectoryFile(config.paths.state_dir).update(apply)
+    RosterFile(config.paths.state_dir).update(apply)
 
 
 def _account_names(text: str) -> tuple[str, ...]:
     """The comma-separated account names of --accounts: at most one per keypad key."""
     names = comma_list(text)
     if len(names) > MAX_ACCOUNTS_PER_USER:
-        raise DirectoryError(f"a user has at most {MAX_ACCOUNTS_PER_USER} accounts (one key each)")
+        raise RosterError(f"a user has at most {MAX_ACCOUNTS_PER_USER} accounts (one key each)")
     return names
 
 

@@ -1,25 +1,26 @@
-"""The directory file as the daemon sees it while the CLI (another process) changes it."""
+"""The roster file (directory.json) as the daemon sees it while the CLI, another process,
+changes it."""
 
 import time
 from pathlib import Path
 
-from totpd.directory import DirectoryFile
 from totpd.otp import Account
+from totpd.roster import RosterFile
 
 
-def add_account(directory: DirectoryFile, name: str) -> None:
-    directory.update(lambda d: d.with_account(Account(name, name.title())))
+def add_account(roster: RosterFile, name: str) -> None:
+    roster.update(lambda d: d.with_account(Account(name, name.title())))
 
 
 def test_a_change_from_another_process_is_seen_at_once(tmp_path: Path) -> None:
-    daemon, cli = DirectoryFile(tmp_path), DirectoryFile(tmp_path)
+    daemon, cli = RosterFile(tmp_path), RosterFile(tmp_path)
     assert daemon.current().accounts == {}
     add_account(cli, "github")
     assert list(daemon.current().accounts) == ["github"]
 
 
 def test_a_view_allowed_to_be_old_is_reused_then_refreshed(tmp_path: Path) -> None:
-    daemon, cli = DirectoryFile(tmp_path), DirectoryFile(tmp_path)
+    daemon, cli = RosterFile(tmp_path), RosterFile(tmp_path)
     assert daemon.current(max_age_s=30).accounts == {}
     add_account(cli, "github")
     assert daemon.current(max_age_s=30).accounts == {}  # no stat: the last one is that recent
@@ -30,7 +31,7 @@ def test_a_view_allowed_to_be_old_is_reused_then_refreshed(tmp_path: Path) -> No
 
 
 def test_a_change_made_by_the_daemon_itself_is_seen_at_once(tmp_path: Path) -> None:
-    daemon = DirectoryFile(tmp_path)
+    daemon = RosterFile(tmp_path)
     assert daemon.current(max_age_s=60).accounts == {}
     add_account(daemon, "github")
     assert list(daemon.current(max_age_s=60).accounts) == ["github"]
