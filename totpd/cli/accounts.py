@@ -4,7 +4,9 @@ import argparse
 import getpass
 import sys
 from dataclasses import replace
+from pathlib import Path
 
+from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
 from totpd.enrol.enrolment import Enrolment
@@ -135,3 +137,24 @@ def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")
     return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `account` and its actions to the parser."""
+    account = add_command(commands, "account", cmd_account_list)
+    actions = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    add = add_command(actions, "add", cmd_account_add)
+    add.add_argument("name")
+    add.add_argument("--label", help='what the voice calls it, e.g. "GitHub"')
+    add.add_argument("--qr", type=Path, metavar="IMAGE", help="read the URI from a QR image")
+    add.add_argument("--generate", action="store_true", help="create a new secret and show it")
+    add.add_argument("--issuer", help="with --generate: the issuer shown by authenticator apps")
+    add.add_argument("--qr-out", type=Path, metavar="FILE", help="with --generate: .png or .svg")
+    add_command(actions, "list", cmd_account_list)
+    add_command(actions, "remove", cmd_account_remove).add_argument("name")
+    add_command(actions, "code", cmd_account_code).add_argument("name")
+    imports = add_command(actions, "import", cmd_account_import)
+    imports.add_argument(
+        "--qr", type=Path, action="append", metavar="IMAGE", help="QR image; repeatable"
+    )
+    imports.add_argument("--dry-run", action="store_true", help="show the accounts, enrol none")

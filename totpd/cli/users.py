@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
+from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
 from totpd.errors import RosterError
@@ -90,3 +91,23 @@ def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
     AdminPassword(config.paths.state_dir, config.pins).set(password)
     print("admin page password set; signed-in sessions end at their next request")
     return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `user` and `admin` and their actions to the parser."""
+    user = add_command(commands, "user", cmd_user_list)
+    actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = add_command(actions, "add", cmd_user_add)
+    add.add_argument("name")
+    add.add_argument("--accounts", required=True, help="comma-separated account names")
+    add.add_argument("--number", type=int, help="keypad number (default: the next free)")
+    add.add_argument("--callers", help="comma-separated caller numbers allowed (default any)")
+    add_command(actions, "passwd", cmd_user_passwd).add_argument("name")
+    add_command(actions, "remove", cmd_user_remove).add_argument("name")
+    assign = add_command(actions, "assign", cmd_user_assign)
+    assign.add_argument("name")
+    assign.add_argument("--accounts", required=True, help="comma-separated account names")
+    add_command(actions, "list", cmd_user_list)
+    admin = add_command(commands, "admin", cmd_admin_passwd)
+    admin_actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    add_command(admin_actions, "passwd", cmd_admin_passwd)
