@@ -15,7 +15,7 @@ lint: setup
 	$(VENV)/mypy
 
 test: lint
-	$(VENV)/pytest --cov --cov-report=term:skip-covered
+	$(VENV)/pytest -m "not vm" --cov --cov-report=term:skip-covered
 
 bench: setup
 	scripts/bench

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from totpd.config import Listen, load, parse
 from totpd.errors import ConfigError
 
@@ -25,7 +26,7 @@ def test_empty_config_gives_documented_defaults() -> None:
 
 
 def test_the_shipped_example_is_valid() -> None:
-    example = Path(__file__).parent.parent / "totpd.toml.example"
+    example = REPO / "totpd.toml.example"
     config = parse(example.read_text())
     assert config.server.public_url.startswith("https://")
 

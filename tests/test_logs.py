@@ -3,14 +3,13 @@ journald's native protocol as libsystemd writes it under journald."""
 
 import json
 import os
-import shutil
-import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.helpers import parse_journal_datagram
 
 LOG_SCRIPT = """
 import logging, os, sys
@@ -59,21 +58,6 @@ def test_off_the_journal_lines_are_text_with_key_value_fields(stream: str) -> No
     assert lines[1].split(" ", 1)[1] == "WARNING totpd.web: plain line"
 
 
-def parse_journal_datagram(data: bytes) -> dict[str, str]:
-    """journald's native protocol: KEY=value lines, or KEY\\n<le64 length><bytes>\\n."""
-    fields: dict[str, str] = {}
-    while data:
-        line, _, rest = data.partition(b"\n")
-        if b"=" in line:
-            key, _, value = line.partition(b"=")
-            data = rest
-        else:
-            (size,) = struct.unpack("<Q", rest[:8])
-            key, value, data = line, rest[8 : 8 + size], rest[9 + size :]
-        fields[key.decode()] = value.decode()
-    return fields
-
-
 JOURNAL_CATCHER = """
 import os, socket, subprocess, sys, json
 subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd"], check=True)
@@ -94,10 +78,7 @@ print(json.dumps({"datagrams": datagrams, "stderr": child.stderr, "rc": child.re
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare") or not Path("/run/systemd").is_dir(),
-    reason="needs root, unshare and /run/systemd to stand in for journald's socket",
-)
+@pytest.mark.root  # for a mount namespace where our own socket stands in for journald's
 def test_under_journald_records_carry_structured_fields() -> None:
     # A private mount namespace puts our own socket where libsystemd sends journal entries,
     # so this reads exactly the bytes journald would receive, without touching the host's.

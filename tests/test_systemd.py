@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.helpers import free_port
 from totpd import systemd
 
 WATCHDOG_USEC = 100_000  # 0.1 s timeout: pings every 0.05 s

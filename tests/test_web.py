@@ -8,7 +8,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     APPLICATION_ID,
     CALLER,
     GITHUB_SEED,

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from tests.lockout_support import RedisServer
+from tests.servers import RedisServer
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable, StateUnavailable
 from totpd.flow import Call, Step
 from totpd.lockout import Layer, Lockout
 from totpd.state.redis import RedisState, limits_scripts
 
-pytest_plugins = ["tests.lockout_fixtures"]
+pytestmark = pytest.mark.redis
 
 TTL_S = 60
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PIN, free_port, run_totpd, wait_for_port
+from tests.helpers import DEPLOY, PIN, free_port, run_totpd, wait_for_port
 
-CADDYFILE = Path(__file__).resolve().parent.parent / "deploy" / "Caddyfile"
+CADDYFILE = DEPLOY / "Caddyfile"
 Daemon = Callable[..., tuple[Path, int]]
 
 

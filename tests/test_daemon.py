@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     APPLICATION_ID,
     PIN,
     SIGNATURE_SECRET,
     enrol_demo,
     free_port,
+    parse_journal_datagram,
     run_totpd,
     write_config,
 )
@@ -312,9 +313,7 @@ def test_socket_activation_serves_the_passed_socket(daemon: Daemon) -> None:
     assert daemon.stop() == 0
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a network namespace"
-)
+@pytest.mark.root  # for a network namespace
 def test_with_private_network_both_listeners_come_from_systemd(tmp_path: Path) -> None:
     # The private-network drop-in: the service has no network of its own (here: a fresh
     # network namespace with lo down), only the two sockets the socket units pass.
@@ -488,15 +487,10 @@ print(json.dumps({"call_rc": call.returncode, "datagrams": datagrams,
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("unshare") or not Path("/run/systemd").is_dir(),
-    reason="needs root, unshare and /run/systemd to stand in for journald's socket",
-)
+@pytest.mark.root  # for a mount namespace where our own socket stands in for journald's
 def test_under_journald_the_daemon_logs_a_call_as_structured_fields(daemon: Daemon) -> None:
     # `serve` detects journald from $JOURNAL_STREAM; a private mount namespace puts our own
     # socket where libsystemd sends entries, so this reads what journald would store.
-    from tests.test_logs import parse_journal_datagram
-
     done = subprocess.run(
         [
             "unshare",

@@ -8,7 +8,6 @@ rather than a dashboard panel, silently, months later.
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +15,9 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import DEPLOY
 from totpd.metrics import Metrics, create_metrics
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "totpd.json"
 RULES = DEPLOY / "prometheus" / "totpd-rules.yml"
 PROMETHEUS_OWN = {"up"}  # written by Prometheus itself for every target

@@ -8,7 +8,6 @@ Every route to the key runs for real: the embedded key file, `systemd-creds` wit
 import logging
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.conftest import GITHUB_SEED, enrol_demo, run_totpd, write_config
+from tests.helpers import GITHUB_SEED, enrol_demo, run_totpd, write_config
 from totpd import config as config_module
 from totpd.config import Config
 from totpd.errors import SecretStoreError, VaultError
@@ -34,10 +33,6 @@ from totpd.secrets.vault import (
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 CREDENTIAL = "totpd-vault-key"
-needs_systemd_creds = pytest.mark.skipif(
-    shutil.which("systemd-creds") is None or os.geteuid() != 0,
-    reason="systemd-creds with the host key needs root",
-)
 
 
 def new_vault(tmp_path: Path, key: bytes | None = None) -> VaultKeyring:
@@ -221,7 +216,7 @@ def test_a_writer_killed_mid_write_leaves_a_readable_vault(tmp_path: Path) -> No
         assert name == ".vault.bin.lock" or (tmp_path / name).stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="ownership hand-over happens only as root")
+@pytest.mark.root  # ownership hand-over happens only as root
 def test_root_leaves_the_vault_to_the_state_directory_owner(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
@@ -329,7 +324,7 @@ def test_vault_backend_is_not_offered_without_a_totpd_config() -> None:
 
 
 # the sealed key (systemd-creds, host key) ----------------------------------------------------
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_init_seals_the_key_and_keeps_every_seed(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     config = config_module.load(config_path)
@@ -362,7 +357,7 @@ def test_init_seals_the_key_and_keeps_every_seed(tmp_path: Path) -> None:
     )
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_the_daemon_reads_the_key_from_its_credentials_directory(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     assert run_totpd(config_path, "secrets", "init", "--with-key=host").returncode == 0
@@ -391,7 +386,7 @@ def test_the_daemon_reads_the_key_from_its_credentials_directory(tmp_path: Path)
     assert result.returncode == 0, result.stderr
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_missing_credential_is_a_clear_error(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     assert run_totpd(config_path, "secrets", "init", "--with-key=host").returncode == 0
@@ -421,7 +416,7 @@ def test_daemon_without_its_credential_names_every_place_looked_at(
     assert str(config.paths.state_dir / "vault.key") in result.stderr
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_tampered_credential_is_refused_and_the_vault_untouched(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     assert run_totpd(config_path, "secrets", "init", "--with-key=host").returncode == 0
@@ -438,7 +433,7 @@ def test_tampered_credential_is_refused_and_the_vault_untouched(tmp_path: Path) 
     assert vault_file.read_bytes() == before
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_credential_sealed_under_another_name_is_refused(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path, 'key_credential = "other-name"')
     cred = tmp_path / "credstore" / f"{CREDENTIAL}.cred"
@@ -454,7 +449,7 @@ def test_credential_sealed_under_another_name_is_refused(tmp_path: Path) -> None
     assert "cannot unseal" in result.stderr
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_a_different_sealed_key_is_named_the_wrong_key(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     assert run_totpd(config_path, "secrets", "init", "--with-key=host").returncode == 0
@@ -473,7 +468,7 @@ def test_a_different_sealed_key_is_named_the_wrong_key(tmp_path: Path) -> None:
     )
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_init_refuses_to_replace_a_sealed_key_unless_forced(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     assert run_totpd(config_path, "secrets", "init", "--with-key=host").returncode == 0
@@ -490,7 +485,7 @@ def test_init_refuses_to_replace_a_sealed_key_unless_forced(tmp_path: Path) -> N
     assert run_totpd(config_path, "account", "code", "github").returncode == 0
 
 
-@needs_systemd_creds
+@pytest.mark.systemd_creds
 def test_init_refuses_a_vault_it_cannot_open(tmp_path: Path) -> None:
     config_path = sealed_config(tmp_path)
     config = config_module.load(config_path)

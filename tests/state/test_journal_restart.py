@@ -5,18 +5,8 @@ import asyncio
 import re
 from pathlib import Path
 
-from tests.conftest import PIN, run_totpd
-from tests.lockout_support import (
-    WRONG_PIN,
-    Line,
-    Replica,
-    flood,
-    lockout_config,
-    new_session,
-    place_call,
-)
-
-pytest_plugins = ["tests.lockout_fixtures"]
+from tests.helpers import PIN, WRONG_PIN, run_totpd
+from tests.servers import Line, Replica, flood, lockout_config, new_session, place_call
 
 BOUND = 10  # [lockout] global = "10 per day", the default; per_user raised so global binds
 

@@ -11,23 +11,21 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, Response
 
-from tests.conftest import CALLER, PIN, codes_near_now, free_port, run_totpd, wait_for_port
-from tests.test_admin_fixtures import (
+from tests.admin.helpers import (
     ADMIN_PASSWORD,
     ARTIFACTS,
     EXAMPLE_SEED,
     EXAMPLE_URI,
     AdminPage,
     BrowserFactory,
-    needs_chromium,
     qr_png,
     qr_video,
     sign_in,
 )
+from tests.helpers import CALLER, PIN, codes_near_now, free_port, run_totpd, wait_for_port
 from totpd.admin.auth import LOCKOUT_USER
 
-pytest_plugins = ["tests.test_admin_fixtures"]
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 Daemon = Callable[..., tuple[Path, int]]
 
 NOTICE = ".notice"

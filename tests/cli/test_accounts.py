@@ -1,16 +1,15 @@
-"""Enrolment as a sysadmin does it: `totpd account add --qr|--generate`, `account import`.
+"""`totpd account ...` as a sysadmin uses it: add (from stdin, a QR image, or --generate),
+import, list, code and remove.
 
 Separate processes, secrets on stdin or in files only; failures leave the store as it was.
 """
 
-import time
 from pathlib import Path
 
-import pyotp
 import segno
 from PIL import Image
 
-from tests.conftest import run_totpd
+from tests.helpers import GITHUB_SEED, codes_near_now, run_totpd
 from totpd import config as config_module
 from totpd.enrol import parse_image
 
@@ -37,13 +36,6 @@ def current_code(config_path: Path, name: str) -> str:
     return result.stdout.split()[0]
 
 
-def codes_for(secret: str) -> set[str]:
-    """This and the neighbouring periods' codes (the test may straddle a boundary)."""
-    totp = pyotp.TOTP(secret)
-    now = time.time()
-    return {totp.at(now - 30), totp.at(now), totp.at(now + 30)}
-
-
 def test_add_from_a_qr_screenshot(config_path: Path, tmp_path: Path) -> None:
     image = tmp_path / "github.png"
     uri = f"otpauth://totp/GitHub:alice?secret={SECRET}&issuer=GitHub"
@@ -51,7 +43,7 @@ def test_add_from_a_qr_screenshot(config_path: Path, tmp_path: Path) -> None:
     result = run_totpd(config_path, "account", "add", "gh", "--qr", str(image))
     assert result.returncode == 0, result.stderr
     assert "enrolled gh ('GitHub'" in result.stdout
-    assert current_code(config_path, "gh") in codes_for(SECRET)
+    assert current_code(config_path, "gh") in codes_near_now(SECRET)
 
 
 def test_add_from_a_qr_with_its_own_label(config_path: Path, tmp_path: Path) -> None:
@@ -93,7 +85,7 @@ def test_import_a_google_authenticator_export_from_stdin(config_path: Path) -> N
     assert run_totpd(config_path, "account", "list").stdout == ""  # dry run: nothing enrolled
     result = run_totpd(config_path, "account", "import", stdin=TWO_ACCOUNTS)
     assert result.returncode == 0, result.stderr
-    assert current_code(config_path, "acme-co") in codes_for(SECRET)
+    assert current_code(config_path, "acme-co") in codes_near_now(SECRET)
     listed = run_totpd(config_path, "account", "list").stdout
     assert "example\tExample\ttotp\tSHA1\t6\t30s" in listed
 
@@ -136,7 +128,7 @@ def test_generate_writes_a_qr_that_gives_the_codes_totpd_reads(
     assert "otpauth://" not in result.stdout  # not a terminal: the secret goes to the file only
     (scanned,) = parse_image(image)
     assert scanned.account.issuer == "Acme"
-    assert current_code(config_path, "acme") in codes_for(scanned.secret)
+    assert current_code(config_path, "acme") in codes_near_now(scanned.secret)
 
 
 def test_generate_without_a_terminal_or_a_file_is_refused(config_path: Path) -> None:
@@ -153,7 +145,7 @@ def test_generate_for_a_taken_name_writes_no_qr(config_path: Path, tmp_path: Pat
     assert result.returncode == 1
     assert "already enrolled: acme" in result.stderr
     assert not image.exists()
-    assert current_code(config_path, "acme") in codes_for(SECRET)  # the old seed is kept
+    assert current_code(config_path, "acme") in codes_near_now(SECRET)  # the old seed is kept
 
 
 def test_no_failure_prints_the_secret_it_was_given(config_path: Path, tmp_path: Path) -> None:
@@ -171,3 +163,52 @@ def test_no_failure_prints_the_secret_it_was_given(config_path: Path, tmp_path: 
         output = result.stdout + result.stderr
         for secret in (SECRET, SECRET[:-3], "JBSWY3DPEHPK3PXP"):
             assert secret not in output, (args, output)
+
+
+def test_enrol_list_code_and_remove(config_path: Path) -> None:
+    added = run_totpd(
+        config_path,
+        "account",
+        "add",
+        "github",
+        "--label",
+        "GitHub",
+        stdin="jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp\n",
+    )
+    assert added.returncode == 0, added.stderr
+    listed = run_totpd(config_path, "account", "list")
+    assert listed.stdout.split("\t")[:2] == ["github", "GitHub"]
+    assert GITHUB_SEED not in listed.stdout
+    code = run_totpd(config_path, "account", "code", "github").stdout.split()[0]
+    assert code in codes_near_now(GITHUB_SEED)
+    removed = run_totpd(config_path, "account", "remove", "github")
+    assert removed.returncode == 0
+    assert run_totpd(config_path, "account", "list").stdout == ""
+
+
+def test_enrol_from_an_otpauth_uri_keeps_its_parameters(config_path: Path) -> None:
+    uri = f"otpauth://totp/ACME:alice?secret={GITHUB_SEED}&issuer=ACME&algorithm=SHA256&digits=8&period=60"
+    added = run_totpd(config_path, "account", "add", "acme", "--label", "Acme", stdin=uri)
+    assert added.returncode == 0, added.stderr
+    row = run_totpd(config_path, "account", "list").stdout.split("\t")
+    assert row[2:6] == ["totp", "SHA256", "8", "60s"]
+    code = run_totpd(config_path, "account", "code", "acme").stdout.split()[0]
+    assert len(code) == 8
+
+
+def test_duplicate_account_is_refused_and_the_first_kept(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    other = "KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD"
+    again = run_totpd(config_path, "account", "add", "github", "--label", "X", stdin=other)
+    assert again.returncode == 1
+    assert "already enrolled: github" in again.stderr
+    code = run_totpd(config_path, "account", "code", "github").stdout.split()[0]
+    assert code in codes_near_now(GITHUB_SEED)
+
+
+def test_bad_secret_is_a_clear_error_that_does_not_echo_it(config_path: Path) -> None:
+    bad = run_totpd(config_path, "account", "add", "x", "--label", "X", stdin="not-base32-!!\n")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("totpd: error: ")
+    assert "not-base32" not in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -12,17 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import DEPLOY, unit_directives, unit_values
 from totpd import config as config_module
 from totpd.config import Config
 from totpd.secrets import SIGNATURE_CREDENTIAL
 from totpd.secrets.key import sealed_key_path
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SERVICE = DEPLOY / "totpd.service"
 MAX_EXPOSURE = 1.5
 _EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, sealing)")
 
 
 def run(*command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -30,27 +28,6 @@ def run(*command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload, no-any-return]
         command, capture_output=True, text=True, timeout=120, check=False, **kwargs
     )
-
-
-def directives(path: Path) -> list[tuple[str, str, str]]:
-    """(section, key, value) for every assignment in a unit file, repeats included."""
-    found = []
-    section = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        found.append((section, key.strip(), value.strip()))
-    return found
-
-
-def values(path: Path, key: str) -> list[str]:
-    """Every value of `key` in the [Service] or [Socket] section, in order."""
-    return [v for s, k, v in directives(path) if k == key and s in ("Service", "Socket")]
 
 
 def exposure(unit: Path) -> float:
@@ -91,7 +68,9 @@ def test_an_unhardened_unit_scores_worse(tmp_path: Path) -> None:
     plain = tmp_path / "totpd.service"
     plain.write_text(
         "[Unit]\nDescription=totpd\n[Service]\n"
-        + "".join(f"{k}={v}\n" for s, k, v in directives(SERVICE) if k in keep and s == "Service")
+        + "".join(
+            f"{k}={v}\n" for s, k, v in unit_directives(SERVICE) if k in keep and s == "Service"
+        )
     )
     assert exposure(plain) > 5.0
 
@@ -110,21 +89,21 @@ def test_the_units_verify_with_systemd(tmp_path: Path) -> None:
 
 
 def test_the_service_is_a_notify_daemon_with_a_watchdog() -> None:
-    assert values(SERVICE, "Type") == ["notify"]
-    assert values(SERVICE, "NotifyAccess") == ["main"]
-    watchdog = values(SERVICE, "WatchdogSec")
+    assert unit_values(SERVICE, "Type") == ["notify"]
+    assert unit_values(SERVICE, "NotifyAccess") == ["main"]
+    watchdog = unit_values(SERVICE, "WatchdogSec")
     assert len(watchdog) == 1
     assert 10 <= int(watchdog[0].removesuffix("s")) <= 120
-    assert values(SERVICE, "ExecStart") == [
+    assert unit_values(SERVICE, "ExecStart") == [
         "/opt/totpd/venv/bin/totpd --config /etc/totpd/totpd.toml serve"
     ]
-    assert values(SERVICE, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
-    assert values(SERVICE, "StateDirectory") == ["totpd"]
-    assert values(SERVICE, "UMask") == ["0077"]
+    assert unit_values(SERVICE, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    assert unit_values(SERVICE, "StateDirectory") == ["totpd"]
+    assert unit_values(SERVICE, "UMask") == ["0077"]
 
 
 def test_the_credentials_are_the_ones_the_code_reads() -> None:
-    credentials = dict(v.split(":", 1) for v in values(SERVICE, "LoadCredentialEncrypted"))
+    credentials = dict(v.split(":", 1) for v in unit_values(SERVICE, "LoadCredentialEncrypted"))
     defaults = Config()
     assert set(credentials) == {defaults.secrets.key_credential, SIGNATURE_CREDENTIAL}
     # Where the admin CLI looks for the sealed vault key is where the unit loads it from.
@@ -142,10 +121,10 @@ def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
     credstore = re.search(r"^CREDSTORE=(\S+)$", script, re.MULTILINE)
     assert credstore
     admin = {name: f"{credstore[1]}/{name}.cred" for name in names[1].split()}
-    unit = dict(v.split(":", 1) for v in values(SERVICE, "LoadCredentialEncrypted"))
+    unit = dict(v.split(":", 1) for v in unit_values(SERVICE, "LoadCredentialEncrypted"))
     assert admin == unit
     for key in ("User", "UMask", "StateDirectory"):
-        assert f"-p {key}={values(SERVICE, key)[0]}" in script, key
+        assert f"-p {key}={unit_values(SERVICE, key)[0]}" in script, key
 
 
 def test_the_sandbox_keeps_every_required_restriction() -> None:
@@ -174,25 +153,25 @@ def test_the_sandbox_keeps_every_required_restriction() -> None:
         "ProtectControlGroups": "yes",
     }
     for key, value in required.items():
-        assert values(SERVICE, key) == [value], key
-    assert values(SERVICE, "SystemCallFilter") == [
+        assert unit_values(SERVICE, key) == [value], key
+    assert unit_values(SERVICE, "SystemCallFilter") == [
         "@system-service",
         "~@privileged @resources",
         "setpriority",
     ]
-    assert values(SERVICE, "IPAddressDeny") == ["any"]
-    assert values(SERVICE, "IPAddressAllow") == ["localhost"]
+    assert unit_values(SERVICE, "IPAddressDeny") == ["any"]
+    assert unit_values(SERVICE, "IPAddressAllow") == ["localhost"]
 
 
 def test_socket_units_name_their_sockets_for_the_daemon() -> None:
     webhooks, metrics = DEPLOY / "totpd.socket", DEPLOY / "totpd-metrics.socket"
     defaults = Config()
-    assert values(webhooks, "ListenStream") == [str(defaults.server.listen)]
-    assert values(webhooks, "FileDescriptorName") == ["webhooks"]
-    assert values(metrics, "ListenStream") == [str(defaults.metrics.listen)]
-    assert values(metrics, "FileDescriptorName") == ["metrics"]
+    assert unit_values(webhooks, "ListenStream") == [str(defaults.server.listen)]
+    assert unit_values(webhooks, "FileDescriptorName") == ["webhooks"]
+    assert unit_values(metrics, "ListenStream") == [str(defaults.metrics.listen)]
+    assert unit_values(metrics, "FileDescriptorName") == ["metrics"]
     for unit in (webhooks, metrics):
-        assert values(unit, "Service") == ["totpd.service"]
+        assert unit_values(unit, "Service") == ["totpd.service"]
 
 
 def passwd_ids(root: Path, name: str) -> tuple[int, int]:
@@ -210,7 +189,7 @@ def mode_and_owner(path: Path) -> tuple[int, int, int]:
     return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
-@needs_root
+@pytest.mark.root  # chown, sealing with the host key
 def test_sysusers_and_tmpfiles_create_the_user_and_private_directories(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
@@ -269,7 +248,7 @@ def install(root: Path, *args: str, stdin: str = "") -> subprocess.CompletedProc
     )
 
 
-@needs_root
+@pytest.mark.root  # chown, sealing with the host key
 def test_install_stages_a_complete_install_with_sealed_credentials(tmp_path: Path) -> None:
     root = tmp_path / "root"
     secret_file = tmp_path / "signature-secret"
@@ -310,7 +289,7 @@ def test_install_stages_a_complete_install_with_sealed_credentials(tmp_path: Pat
     assert {p.name: p.read_bytes() for p in credstore.iterdir()} == before
 
 
-@needs_root
+@pytest.mark.root  # chown, sealing with the host key
 def test_install_reads_the_signature_secret_from_a_pipe(tmp_path: Path) -> None:
     done = install(tmp_path / "root", stdin="piped-secret-42\n")
     assert done.returncode == 0, done.stderr
@@ -318,7 +297,7 @@ def test_install_reads_the_signature_secret_from_a_pipe(tmp_path: Path) -> None:
     assert decrypt(sealed, SIGNATURE_CREDENTIAL) == b"piped-secret-42"
 
 
-@needs_root
+@pytest.mark.root  # chown, sealing with the host key
 def test_install_never_replaces_the_key_of_an_existing_vault(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "var/lib/totpd").mkdir(parents=True)
@@ -329,7 +308,7 @@ def test_install_never_replaces_the_key_of_an_existing_vault(tmp_path: Path) -> 
     assert not (root / "etc/credstore.encrypted/totpd-vault-key.cred").exists()
 
 
-@needs_root
+@pytest.mark.root  # chown, sealing with the host key
 def test_install_without_a_signature_secret_fails_clearly(tmp_path: Path) -> None:
     done = install(tmp_path / "root", stdin="")
     assert done.returncode == 1

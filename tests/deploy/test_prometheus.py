@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-PROMETHEUS = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+from tests.helpers import DEPLOY
+
+PROMETHEUS = DEPLOY / "prometheus"
 RULES = PROMETHEUS / "totpd-rules.yml"
 RULE_TESTS = PROMETHEUS / "totpd-rules.test.yml"
 

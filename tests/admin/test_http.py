@@ -16,9 +16,9 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
-from tests.conftest import Client as WebhookClient
-from tests.conftest import WebhookServer, run_totpd
-from tests.test_admin_fixtures import ADMIN_PASSWORD, EXAMPLE_URI, Clock
+from tests.admin.helpers import ADMIN_PASSWORD, EXAMPLE_URI, Clock
+from tests.helpers import REPO, WebhookServer, run_totpd
+from tests.helpers import Client as WebhookClient
 from totpd import config as config_module
 from totpd.admin import create_admin_app
 from totpd.admin.app import CONTENT_SECURITY_POLICY
@@ -31,7 +31,7 @@ from totpd.roster import Roster
 from totpd.services import Services
 
 Client = TestClient[web.Request, web.Application]  # a client of the admin page
-ADMIN_DIR = Path(__file__).resolve().parent.parent / "totpd" / "admin"
+ADMIN_DIR = REPO / "totpd" / "admin"
 
 
 @pytest.fixture
@@ -317,7 +317,7 @@ def test_the_vendored_qr_reader_is_the_documented_release() -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as `sudo totpd admin passwd` has")
+@pytest.mark.root  # as `sudo totpd admin passwd` has
 def test_admin_passwd_as_root_leaves_the_file_to_the_daemons_user(
     config_path: Path, config: Config
 ) -> None:

@@ -1,23 +1,16 @@
-"""Fixtures for the admin page tests: the page on a real loopback port, and headless Chromium.
+"""What the admin page tests share: the page in this test's loop, Chromium's switches, sign-in,
+and QR codes as screenshots and as a camera's video."""
 
-No tests here. The page runs in the test's event loop on aiohttp's test server (a real TCP
-listener), or inside a real `totpd serve` process; Chromium is Debian's, driven by Playwright.
-"""
-
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import segno
 from aiohttp.test_utils import TestServer
 from PIL import Image
-from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
-from pytest_aiohttp import AiohttpServer
+from playwright.async_api import BrowserContext, Page
 
-from totpd.admin import create_admin_app
-from totpd.admin.password import AdminPassword
+from tests.helpers import REPO
 from totpd.admin.site import SITE, Site
 from totpd.services import Services
 
@@ -34,15 +27,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = REPO / "artifacts"
 EXAMPLE_SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 EXAMPLE_URI = (
     f"otpauth://totp/Example:alice@example.com?secret={EXAMPLE_SEED}&issuer=Example"
     "&algorithm=SHA1&digits=6&period=30"
-)
-
-needs_chromium = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason="Debian's chromium package is not installed"
 )
 
 
@@ -78,7 +67,7 @@ class AdminPage:
         return str(self.server.make_url(path))
 
     def accounts(self) -> list[str]:
-        """Account names in the directory now."""
+        """Account names in the roster now."""
         return list(self.services.roster.current().accounts)
 
     def seed(self, name: str) -> str:
@@ -86,55 +75,7 @@ class AdminPage:
         return self.services.secrets.seed(name)
 
 
-@pytest.fixture
-async def admin_page(aiohttp_server: AiohttpServer, services: Services) -> AdminPage:
-    """The admin page over the test services (alice, GitHub, Gmail), password already set."""
-    AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
-    clock = Clock()
-    server = await aiohttp_server(create_admin_app(services, clock=clock))
-    return AdminPage(server, services, clock)
-
-
 BrowserFactory = Callable[..., Awaitable[BrowserContext]]
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    """Playwright's driver, for this test."""
-    async with async_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture
-async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[BrowserFactory]:
-    """Start headless Chromium with a new, empty profile; `extra_args` add switches."""
-    contexts: list[BrowserContext] = []
-
-    async def start(extra_args: tuple[str, ...] = (), javascript: bool = True) -> BrowserContext:
-        profile = tmp_path / f"chromium-profile-{len(contexts)}"
-        profile.mkdir()
-        context = await playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[*CHROMIUM_ARGS, *extra_args],
-            java_script_enabled=javascript,
-            viewport={"width": 1280, "height": 1000},
-        )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context
-
-    yield start
-    for context in contexts:
-        await context.close()
-
-
-@pytest.fixture
-async def browser(launch: BrowserFactory) -> Page:
-    """One page in a fresh headless Chromium."""
-    context = await launch()
-    return await context.new_page()
 
 
 async def sign_in(page: Page, base_url: str, password: str = ADMIN_PASSWORD) -> int:

@@ -1,7 +1,7 @@
-"""Helpers for the lockout and shared-state tests: a real redis-server, `totpd serve`
-processes that can be killed -9 and started again, and signed calls over real HTTP.
+"""Servers of our own and calls placed to them over real HTTP: a redis-server, `totpd serve`
+replicas that can be killed -9 and started again, and a Vonage line of signed webhooks.
 
-The fixtures built on them are in tests.lockout_fixtures.
+The fixtures built on them (`redis_server`, `replicas`) are in tests/conftest.py.
 """
 
 import asyncio
@@ -21,14 +21,19 @@ from urllib.parse import urlsplit
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SIGNATURE_SECRET, enrol_demo, free_port, wait_for_port, write_config
+from tests.helpers import (
+    APPLICATION_ID,
+    CALLED,
+    SIGNATURE_SECRET,
+    WRONG_PIN,
+    enrol_demo,
+    free_port,
+    wait_for_port,
+    write_config,
+)
 from totpd import config as config_module
 from totpd import vonage
 from totpd.emulator import plain_text
-
-APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-CALLED = "447700900999"
-WRONG_PIN = "135791"
 
 
 class RedisServer:

@@ -13,7 +13,6 @@ import ctypes.util
 import errno
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,17 +24,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PIN, enrol_demo, free_port, run_totpd, wait_for_port, write_config
-from tests.test_deploy_unit import SERVICE, values
+from tests.helpers import (
+    DEPLOY,
+    PIN,
+    enrol_demo,
+    free_port,
+    run_totpd,
+    unit_values,
+    wait_for_port,
+    write_config,
+)
 from totpd import config as config_module
 from totpd.pins import ARGON2_NICENESS
 
 LIBSECCOMP = ctypes.util.find_library("seccomp")
 
-pytestmark = pytest.mark.skipif(
-    LIBSECCOMP is None or shutil.which("systemd-analyze") is None,
-    reason="needs libseccomp and systemd-analyze",
-)
+SERVICE = DEPLOY / "totpd.service"
+pytestmark = pytest.mark.seccomp
 
 
 @cache
@@ -59,7 +64,7 @@ def syscall_group(name: str) -> frozenset[str]:
 
 def unit_policy() -> dict[str, object]:
     """The seccomp-enforced part of totpd.service, as systemd 252 would apply it."""
-    entries = values(SERVICE, "SystemCallFilter")
+    entries = unit_values(SERVICE, "SystemCallFilter")
     assert not entries[0].startswith("~"), "the unit starts from an allow list"
     allowed = set(syscall_group("@default"))  # systemd adds @default to allow lists
     for entry in entries:  # in order: each adds to or takes from the list
@@ -70,16 +75,16 @@ def unit_policy() -> dict[str, object]:
             allowed -= names
         else:
             allowed |= names
-    errno_name = values(SERVICE, "SystemCallErrorNumber")
+    errno_name = unit_values(SERVICE, "SystemCallErrorNumber")
     return {
         "allowed": sorted(allowed),
         "errno": getattr(errno, errno_name[0]) if errno_name else None,
-        "deny_write_execute": values(SERVICE, "MemoryDenyWriteExecute") == ["yes"],
+        "deny_write_execute": unit_values(SERVICE, "MemoryDenyWriteExecute") == ["yes"],
         "families": [
             getattr(socket, family)
-            for family in values(SERVICE, "RestrictAddressFamilies")[0].split()
+            for family in unit_values(SERVICE, "RestrictAddressFamilies")[0].split()
         ],
-        "no_new_privileges": values(SERVICE, "NoNewPrivileges") == ["yes"],
+        "no_new_privileges": unit_values(SERVICE, "NoNewPrivileges") == ["yes"],
     }
 
 

@@ -3,22 +3,14 @@ they act as one daemon. PIN checks are scraped from each replica's GET /metrics.
 
 from pathlib import Path
 
-from tests.conftest import PIN, run_totpd
-from tests.lockout_support import (
-    WRONG_PIN,
-    Line,
-    RedisServer,
-    Replica,
-    flood,
-    lockout_config,
-    new_session,
-    place_call,
-)
+import pytest
 
-pytest_plugins = ["tests.lockout_fixtures"]
+from tests.helpers import CALLER, PIN, WRONG_PIN, run_totpd
+from tests.servers import Line, RedisServer, Replica, flood, lockout_config, new_session, place_call
+
+pytestmark = pytest.mark.redis
 
 BOUND = 10  # [lockout] global = "10 per day", the default
-CALLER = "447700900001"
 
 
 def start_two(tmp_path: Path, replicas: list[Replica], redis_url: str, **limits: str) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     GITHUB_SEED,
     GMAIL_SEED,
     PIN,

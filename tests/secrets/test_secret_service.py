@@ -1,12 +1,11 @@
 """Seeds in a real Secret Service: gnome-keyring-daemon on a private D-Bus session.
 
-Each test starts `dbus-run-session` running tests/fixtures/secret_service_session.sh, which
+Each test starts `dbus-run-session` running tests/secrets/fixtures/secret_service_session.sh, which
 unlocks a login keyring in tmp_path with a password fed on its stdin. Nothing touches the
 user's own session or keyrings.
 """
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import codes_near_now, run_totpd, write_config
+from tests.helpers import codes_near_now, run_totpd, write_config
 from totpd import config as config_module
 from totpd.errors import ConfigError, SecretStoreError
 from totpd.secrets import open_store
@@ -24,10 +23,7 @@ BACKEND = "keyring.backends.SecretService.Keyring"
 KEYRING_PASSWORD = "test keyring password"
 SEED = "HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ"
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("dbus-run-session", "gnome-keyring-daemon")),
-    reason="needs dbus and gnome-keyring (scripts/setup installs them)",
-)
+pytestmark = pytest.mark.secret_service
 
 
 @contextmanager
