@@ -118,14 +118,14 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Path, int]]]:
             loaded = config_module.load(path)
             loaded.paths.state_dir.mkdir(mode=0o700, parents=True)
             enrol_demo(loaded, ("github", "gmail"))
-        log = (home / "daemon.log").open("wb")
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "totpd", "--config", str(path), "serve"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        with (home / "daemon.log").open("wb") as log:  # the child keeps its own copy
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "totpd", "--config", str(path), "serve"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
         wait_for_port(port)
         return path, port
 

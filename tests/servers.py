@@ -52,24 +52,10 @@ class RedisServer:
     def start(self) -> None:
         """Start (or start again, empty) on the same port."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        log = (self.directory / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        with (self.directory / "redis.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -102,12 +88,9 @@ class Replica:
 
     def start(self) -> None:
         """Start `totpd serve` and wait until it listens."""
-        log = (self.home / "daemon.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "totpd", "--config", str(self.config_path), "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [sys.executable, "-m", "totpd", "--config", str(self.config_path), "serve"]
+        with (self.home / "daemon.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
         wait_for_port(self.metrics_port)
 

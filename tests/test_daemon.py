@@ -307,6 +307,7 @@ def test_socket_activation_serves_the_passed_socket(daemon: Daemon) -> None:
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)  # noqa: S310 - fixed URL
+    refused.value.close()
     assert refused.value.code == 401  # totpd answered: unsigned
     assert not port_accepts(daemon.port), "the configured port is not bound when a socket is passed"
     assert f"webhooks listening on 127.0.0.1:{passed_port} (socket activation)" in daemon.log()
@@ -361,7 +362,8 @@ def http_post(port: int, path: str) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - fixed URL
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 def one_line_failure(daemon: Daemon, env: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ send on its own (a foreign Host, a cross-site post, a planted session id, a bad 
 """
 
 import hashlib
+import io
 import os
 import re
 import stat
@@ -212,7 +213,7 @@ async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: Client
     token = csrf_of(await (await admin.get("/")).text())
     form = FormData()
     form.add_field("csrf", token)
-    form.add_field("image", b"\x89PNG" + bytes(6 << 20), filename="big.png")
+    form.add_field("image", io.BytesIO(b"\x89PNG" + bytes(6 << 20)), filename="big.png")
     response = await admin.post("/enrol/image", data=form)
     assert response.status == 413
 
@@ -226,7 +227,7 @@ async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
     limit_bytes = admin.app[SITE].max_upload_bytes
     form = FormData()
     form.add_field("csrf", token)
-    form.add_field("image", b"\x89PNG" + bytes(limit_bytes - 3), filename="edge.png")
+    form.add_field("image", io.BytesIO(b"\x89PNG" + bytes(limit_bytes - 3)), filename="edge.png")
     response = await admin.post("/enrol/image", data=form)  # within the length slack
     assert response.status == 413
     assert "That file is too large" in await response.text()

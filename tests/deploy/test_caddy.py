@@ -47,13 +47,13 @@ def proxy(caddy: str, daemon: Daemon, tmp_path: Path) -> Iterator[tuple[Path, in
         "TOTPD_UPSTREAM": f"127.0.0.1:{daemon_port}",
         "TOTPD_CADDY_ADMIN": "off",
     }
-    log = (tmp_path / "caddy.log").open("wb")
-    process = subprocess.Popen(
-        [caddy, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "caddy.log").open("wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [caddy, "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port)
         yield config_path, port

@@ -37,25 +37,25 @@ def secret_service(home: Path, password: str = KEYRING_PASSWORD) -> Iterator[dic
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_RUNTIME_DIR": str(runtime),
     }
-    session = subprocess.Popen(
+    with subprocess.Popen(
         ["dbus-run-session", "--", "sh", str(HELPER)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
         text=True,
-    )
-    assert session.stdin is not None
-    assert session.stdout is not None
-    try:
-        session.stdin.write(password + "\n")
-        session.stdin.flush()
-        line = session.stdout.readline().strip()
-        assert line.startswith("DBUS_SESSION_BUS_ADDRESS="), line
-        yield {**env, "DBUS_SESSION_BUS_ADDRESS": line.partition("=")[2]}
-    finally:
-        session.stdin.close()  # the helper exits, the bus goes, gnome-keyring follows
-        session.wait(timeout=20)
+    ) as session:
+        assert session.stdin is not None
+        assert session.stdout is not None
+        try:
+            session.stdin.write(password + "\n")
+            session.stdin.flush()
+            line = session.stdout.readline().strip()
+            assert line.startswith("DBUS_SESSION_BUS_ADDRESS="), line
+            yield {**env, "DBUS_SESSION_BUS_ADDRESS": line.partition("=")[2]}
+        finally:
+            session.stdin.close()  # the helper exits, the bus goes, gnome-keyring follows
+            session.wait(timeout=20)
 
 
 @pytest.fixture

@@ -192,6 +192,8 @@ def test_concurrent_writers_lose_no_update(tmp_path: Path) -> None:
     writers = [start_writer(tmp_path / "vault.bin", key, f"w{n}:", 50) for n in range(4)]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
+        assert writer.stdout is not None
+        writer.stdout.close()
     entries = new_vault(tmp_path, key).entries()["totpd"]
     assert len(entries) == 4 * 50  # every read-modify-write saw the one before it
 
@@ -201,12 +203,11 @@ def test_a_writer_killed_mid_write_leaves_a_readable_vault(tmp_path: Path) -> No
     path = tmp_path / "vault.bin"
     VaultKeyring(path, key, "test key").set_password("totpd", "seed:github", SEED)
     for round_number in range(6):
-        writer = start_writer(path, key, "n:", -1)
-        assert writer.stdout is not None
-        assert writer.stdout.readline() == "writing\n"
-        time.sleep(0.02 + 0.03 * round_number)
-        writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=10)
+        with start_writer(path, key, "n:", -1) as writer:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "writing\n"
+            time.sleep(0.02 + 0.03 * round_number)
+            writer.send_signal(signal.SIGKILL)
         vault = VaultKeyring(path, key, "test key")
         assert vault.get_password("totpd", "seed:github") == SEED
         assert vault.entries()["totpd"]  # readable, and it holds what was written before

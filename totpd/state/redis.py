@@ -106,6 +106,13 @@ class RedisState:
             # created already, a jti replayed. Fail the request instead; Vonage retries.
             retry_policy=NoRetryPolicy(),
         )
+        # `limits`' storage gets a pool of ours (its documented `connection_pool` option), so
+        # that close() releases its connections too.
+        self.limits_pool = coredis.ConnectionPool.from_url(
+            url,
+            stream_timeout=TIMEOUTS_S["stream_timeout"],
+            connect_timeout=TIMEOUTS_S["connect_timeout"],
+        )
         self._scripts_loaded = False
         self._loading: asyncio.Lock | None = None
 
@@ -147,8 +154,9 @@ class RedisState:
         return RedisWindows(self)
 
     def close(self) -> None:
-        """Drop the client's connections."""
+        """Drop the connections of the client and of `limits`' storage."""
         self.client.connection_pool.disconnect()
+        self.limits_pool.disconnect()
 
 
 def _call_key(uuid: str) -> str:
@@ -211,8 +219,12 @@ class RedisReplayCache:
 class _LimitsStorage(RedisStorage):
     """`limits`' Redis storage, with its scripts loaded before the moving window runs them."""
 
-    def __init__(self, state: RedisState, **options: Any) -> None:
-        super().__init__("async+" + state.url, key_prefix=LOCKOUT_PREFIX, **options)
+    def __init__(self, state: RedisState) -> None:
+        super().__init__(
+            "async+" + state.url,
+            key_prefix=LOCKOUT_PREFIX,
+            connection_pool=state.limits_pool,  # type: ignore[arg-type]  # typed too narrowly
+        )
         self._state = state
 
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
@@ -239,7 +251,7 @@ class RedisWindows:
 
     def __init__(self, state: RedisState) -> None:
         self._state = state
-        self._storage = _LimitsStorage(state, **TIMEOUTS_S)
+        self._storage = _LimitsStorage(state)
 
     @property
     def storage(self) -> Storage:
