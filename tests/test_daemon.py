@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import totpd
 from tests.helpers import (
     APPLICATION_ID,
     PIN,
@@ -256,7 +257,7 @@ def test_a_call_moves_the_metrics_and_sighup_reports_it(daemon: Daemon) -> None:
     assert moved('totpd_codes_read_total{account="github"}') >= 1
     assert moved('totpd_webhook_seconds_count{route="answer"}') == 1
     assert moved('totpd_webhook_seconds_bucket{le="+Inf",route="input"}') >= 2
-    assert after['totpd_build_info{version="0.1.0"}'] == 1
+    assert after[f'totpd_build_info{{version="{totpd.__version__}"}}'] == 1
 
     # SIGHUP: reload users and accounts, and a fresh STATUS line with the call counted.
     daemon.notifications.clear()
@@ -346,7 +347,7 @@ def test_with_private_network_both_listeners_come_from_systemd(tmp_path: Path) -
         time.sleep(0.05)
     daemon.notifications.wait_for("READY", "1")
     daemon.metrics_port = metrics_port
-    assert daemon.scrape()['totpd_build_info{version="0.1.0"}'] == 1
+    assert daemon.scrape()[f'totpd_build_info{{version="{totpd.__version__}"}}'] == 1
     status, _ = http_post(webhooks_port, "/webhooks/answer")
     assert status == 401
     log = daemon.log()
