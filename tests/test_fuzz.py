@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import jwt
 import pytest
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http import HttpProcessingError
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ import socket
 
 import uvloop
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
 from totpd.config import Config, Listen

@@ -13,12 +13,11 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
-from prometheus_client.metrics import Histogram
+from aiohttp.http import RawRequestMessage
+from aiohttp.web import RequestHandler
+from prometheus_client import Histogram
 
 from totpd import flow, ncco, vonage
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
