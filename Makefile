@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint fmt bench clean
 
 setup:
 	scripts/setup
@@ -14,8 +14,12 @@ lint: setup
 	$(VENV)/ruff format --check totpd tests bench
 	$(VENV)/mypy
 
+fmt: setup
+	$(VENV)/ruff format totpd tests bench
+	$(VENV)/ruff check --fix totpd tests bench
+
 test: lint
-	$(VENV)/pytest --cov --cov-report=term:skip-covered
+	$(VENV)/pytest -m "not vm" --cov --cov-report=term:skip-covered
 
 bench: setup
 	scripts/bench

@@ -1,7 +1,8 @@
 """TOML configuration -> frozen dataclasses. Every error names the offending key.
 
 Loading is strict: unknown keys, wrong types and impossible values are errors, so a typo in
-the config file is caught by `totpd check-config` rather than silently ignored.
+the config file is caught by `totpd check-config` rather than silently ignored. `parse` reads
+text alone; `load` reads the file and checks the files it names.
 """
 
 import dataclasses
@@ -235,8 +236,6 @@ def _validate(config: Config) -> Config:
             f"admin.listen: {admin} is not a loopback address; the admin page stays on"
             " 127.0.0.1 (reach it with ssh -L) unless admin.allow_remote = true"
         )
-    if vonage.signature_secret_file:
-        check_secret_file("vonage.signature_secret_file", Path(vonage.signature_secret_file))
     return config
 
 
@@ -266,7 +265,7 @@ SECTIONS: dict[str, type[Any]] = {
 
 
 def parse(text: str, source: Path | None = None) -> Config:
-    """Parse and validate TOML text."""
+    """Parse and validate TOML text (no file is opened: `load` checks the files it names)."""
     where = f"{source}: " if source else ""
     try:
         document = tomllib.loads(text)
@@ -296,4 +295,11 @@ def load(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(text, source=path)
+    config = parse(text, source=path)
+    secret_file = config.vonage.signature_secret_file
+    if secret_file:
+        try:
+            check_secret_file("vonage.signature_secret_file", Path(secret_file))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return config

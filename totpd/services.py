@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
-from totpd.directory import DirectoryFile
-from totpd.lockout import Lockout, LockState, WindowStore, global_window
-from totpd.lockout_file import LockoutFile
+from totpd.lockout import Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
+from totpd.pins import PinHasher
+from totpd.roster import RosterFile
 from totpd.secrets import SecretStore, open_store
-from totpd.state import CallStore, MemoryCallStore, MemoryReplayCache, ReplayCache
-from totpd.users import PinHasher
+from totpd.state import CallStore, ReplayCache, WindowStore
+from totpd.state.journal import JournalWindows
+from totpd.state.memory import MemoryCallStore, MemoryReplayCache
 
 ADMIN_SCOPE = "admin"
 
@@ -22,7 +23,7 @@ class Services:
     """Everything a request handler may touch."""
 
     config: Config
-    directory: DirectoryFile
+    roster: RosterFile
     secrets: SecretStore
     signature_secret: bytes
     pins: PinHasher
@@ -65,11 +66,11 @@ def open_state(config: Config) -> SharedState:
     close = _release_nothing
     if storage == "embedded":
         config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        damage_key, damage_ttl_s = global_window(config.lockout)
-        windows = LockoutFile(config.paths.state_dir, damage_key, damage_ttl_s)
+        global_key, global_ttl_s = global_window(config.lockout)
+        windows = JournalWindows(config.paths.state_dir, global_key, global_ttl_s)
         calls, replays = MemoryCallStore(), MemoryReplayCache()
     else:
-        from totpd.redis_state import RedisState
+        from totpd.state.redis import RedisState  # coredis loads only when Redis is used
 
         shared = RedisState(storage)
         windows, calls, replays = shared.windows(), shared.calls(), shared.replays()
@@ -122,14 +123,14 @@ def _with_lockout(
 
 
 def open_services(config: Config) -> Services:
-    """Open the secret store, the directory and the shared state the config names."""
+    """Open the secret store, the roster and the shared state the config names."""
     config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets = open_store(config)
     signature_secret = secrets.signature_secret(config)
     state = open_state(config)
     return Services(
         config=config,
-        directory=DirectoryFile(config.paths.state_dir),
+        roster=RosterFile(config.paths.state_dir),
         secrets=secrets,
         signature_secret=signature_secret.encode(),
         pins=PinHasher(config.pins),

@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from totpd.errors import WebhookRejected
+from totpd.keypad import MAX_DIGITS
 
-MAX_DIGITS = 20  # Vonage collects at most 20 DTMF digits per input
 DIGITS_PATTERN = re.compile(rf"[0-9*#]{{0,{MAX_DIGITS}}}")
 UUID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 CALLER_PATTERN = re.compile(r"\+?[0-9]{1,20}")

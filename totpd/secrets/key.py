@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from totpd.config import Config
-from totpd.errors import SecretStoreError
+from totpd.errors import SecretStoreError, VaultError
 from totpd.secrets.credential import unseal
-from totpd.secrets.vault import KEY_BYTES, VaultError, vault_path
+from totpd.secrets.vault import KEY_BYTES, vault_path
 
 KEY_FILE = "vault.key"
 CREDSTORE_DIR = Path("/etc/credstore.encrypted")
