@@ -1,5 +1,7 @@
 """Fixtures for the notification tests: the two servers, and URL files pointing at them."""
 
+import io
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +50,21 @@ def write_urls(tmp_path: Path, *lines: str, mode: int = 0o600) -> Path:
 def notify_section(path: Path) -> str:
     """The [notify] section naming `path`."""
     return f'[notify]\nurls_file = "{path}"\n'
+
+
+@pytest.fixture
+def totpd_log() -> Iterator[io.StringIO]:
+    """Everything that reaches totpd's own log handler, at every level.
+
+    The daemon's handler sits on the root logger (totpd.systemd.configure_logging); so does
+    this one. (caplog would not do: pytest also hooks loggers that do not propagate.)
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)

@@ -32,9 +32,11 @@ class RetryPolicy:
     """How hard one delivery to one target is tried."""
 
     attempts: int = 3
-    attempt_timeout_s: float = 20.0
+    # Longer than Apprise's own socket timeouts (4 s to connect and to read over HTTP, 15 s to
+    # connect over SMTP) plus its spacing: a timeout here means a server that trickles.
+    attempt_timeout_s: float = 30.0
     backoff_s: float = 2.0  # before the second attempt; doubled before each later one
-    deadline_s: float = 60.0
+    deadline_s: float = 90.0
 
 
 class _Throttled:
@@ -82,7 +84,7 @@ class Notifier:
         self.targets = tuple(targets)
         self.policy = policy
         self.zone = zone
-        self._metrics = metrics
+        self.metrics = metrics
         self._outboxes = [_Outbox(t, asyncio.Queue(maxsize=queue_size)) for t in self.targets]
         self._closed = False
         if metrics is not None:
@@ -147,8 +149,8 @@ class Notifier:
                 outbox.queue.task_done()
             outbox.in_flight = None
             self._count(event, "sent" if delivered else "failed")
-            if delivered and self._metrics is not None:
-                self._metrics.notification_seconds.observe(time.monotonic() - queued_s)
+            if delivered and self.metrics is not None:
+                self.metrics.notification_seconds.observe(time.monotonic() - queued_s)
 
     async def _deliver(self, outbox: _Outbox, event: Event) -> bool:
         """Try within the policy's bounds; log a failure (throttled) by its cause's type only."""
@@ -189,5 +191,5 @@ class Notifier:
         return False
 
     def _count(self, event: Event, result: str) -> None:
-        if self._metrics is not None:
-            self._metrics.notifications.labels(event.kind.value, result).inc()
+        if self.metrics is not None:
+            self.metrics.notifications.labels(event.kind.value, result).inc()

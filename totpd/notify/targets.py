@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from apprise import Apprise
 
 CREDENTIAL = "totpd-notify-urls"
+# Apprise spaces the requests of one target by its plugin's `request_rate_per_sec` (seconds,
+# despite the name): 5.5 s unless the plugin says otherwise. totpd sends a few messages per
+# call, so this would hold the third read of a call back by 11 s: capped at 1 s, which still
+# spaces a burst (plugins that ask for less keep their own).
+SPACING_S = 1.0
 # Loggers that may quote a URL, a topic or a token: silenced for good once targets load.
 _TALKATIVE = ("apprise", "urllib3")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.-]{0,31})://", re.IGNORECASE)
@@ -120,6 +125,7 @@ def load_targets(config: Config) -> list[Target]:
         plugin = None if any(c.isspace() for c in line) else Apprise.instantiate(line, asset)
         if plugin is None:
             raise ConfigError(f"{key}: {path} line {number}: {_refusal(line)}")
+        plugin.request_rate_per_sec = min(plugin.request_rate_per_sec, SPACING_S)
         sender = Apprise(asset=asset)
         sender.add(plugin)
         targets.append(Target(len(targets) + 1, str(plugin.service_name), sender))
