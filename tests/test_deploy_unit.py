@@ -21,6 +21,7 @@ from totpd.secrets.key import sealed_key_path
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SERVICE = DEPLOY / "totpd.service"
+NOTIFY_DROP_IN = DEPLOY / "dropins" / "notify.conf"
 MAX_EXPOSURE = 1.5
 _EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
 
@@ -87,7 +88,7 @@ def test_the_private_network_drop_in_lowers_the_score_further(tmp_path: Path) ->
 
 
 def test_the_notify_drop_in_opens_egress_to_its_addresses_only(tmp_path: Path) -> None:
-    drop_in = DEPLOY / "dropins" / "notify.conf"
+    drop_in = NOTIFY_DROP_IN
     active = directives(drop_in)
     assert {(section, key) for section, key, _ in active} == {("Service", "IPAddressAllow")}
     for _, _, value in active:
@@ -171,6 +172,7 @@ def test_the_credentials_are_the_ones_the_code_reads() -> None:
 
 def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
     # totpd-admin runs admin commands in a transient unit; its credentials must not drift.
+    # It also loads the notify drop-in's, when sealed, so check-config reads the URLs.
     script = (DEPLOY / "totpd-admin").read_text()
     names = re.search(r"for name in ([\w -]+); do", script)
     assert names, "totpd-admin lists its credentials in a for loop"
@@ -178,7 +180,9 @@ def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
     assert credstore
     admin = {name: f"{credstore[1]}/{name}.cred" for name in names[1].split()}
     unit = dict(v.split(":", 1) for v in values(SERVICE, "LoadCredentialEncrypted"))
-    assert admin == unit
+    notify = re.search(r"^#LoadCredentialEncrypted=(\S+)$", NOTIFY_DROP_IN.read_text(), re.M)
+    assert notify, "the notify drop-in's optional credential"
+    assert admin == {**unit, **dict([notify[1].split(":", 1)])}
     for key in ("User", "UMask", "StateDirectory"):
         assert f"-p {key}={values(SERVICE, key)[0]}" in script, key
 
