@@ -108,3 +108,12 @@ def test_a_bad_credential_names_the_credential(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     with pytest.raises(ConfigError, match=f"credential {CREDENTIAL}: .* line 1: not a URL"):
         load_targets(config_module.load(write_config(tmp_path)))
+
+
+def test_the_shipped_examples_show_the_notify_section() -> None:
+    root = Path(__file__).resolve().parent.parent.parent
+    for example in (root / "totpd.toml.example", root / "deploy" / "totpd.toml"):
+        text = example.read_text()
+        assert "\n# [notify]\n" in text, example
+        enabled = text.replace("# [notify]", "[notify]").replace("# urls_file", "urls_file")
+        assert config_module.parse(enabled).notify.urls_file == "/etc/totpd/notify.urls"
