@@ -224,6 +224,19 @@ async def test_a_full_queue_drops_and_counts(
     assert sent(notifier, "code_read", "dropped") == 5
 
 
+async def test_an_event_that_cannot_be_worded_fails_alone(
+    tmp_path: Path, ntfy: Ntfy, ntfy_server: TestServer, totpd_log: io.StringIO
+) -> None:
+    notifier = notifier_for(tmp_path, ntfy_url(ntfy_server))
+    await notifier.start()
+    notifier.send(Event(EventKind.LOCKOUT, time.time(), "alice", "", layer="user", until_s=1e300))
+    notifier.send(a_code_read())
+    await eventually(lambda: sent(notifier, "code_read", "sent") == 1)
+    await notifier.stop(1.0)
+    assert sent(notifier, "lockout", "failed") == 1
+    assert "target 1 (ntfy): lockout notification failed: OverflowError" in totpd_log.getvalue()
+
+
 async def test_queued_notifications_go_out_before_shutdown(
     tmp_path: Path, ntfy: Ntfy, ntfy_server: TestServer
 ) -> None:

@@ -145,6 +145,11 @@ class Notifier:
             outbox.in_flight = event
             try:
                 delivered = await self._deliver(outbox, event)
+            except Exception as exc:  # a fault of ours: this event fails, the next ones still go
+                log.error(
+                    "%s: %s notification failed: %s", outbox.target, event.kind, type(exc).__name__
+                )
+                delivered = False
             finally:
                 outbox.queue.task_done()
             outbox.in_flight = None
