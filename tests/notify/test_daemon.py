@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpServer
 
@@ -58,6 +59,7 @@ async def test_a_call_through_the_emulator_notifies_the_owner(
     ntfy_server: TestServer,
     smtp: Smtp,
     aiohttp_server: AiohttpServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     refusing = Ntfy(token=TOKEN, mode="fail")
     refusing_server = await aiohttp_server(refusing.app())
@@ -78,11 +80,12 @@ async def test_a_call_through_the_emulator_notifies_the_owner(
     while not (ntfy.published and smtp.received and 'result="failed"' in await scrape(config_path)):
         assert time.monotonic() < deadline_s, "no notification in 30 s"
         await asyncio.sleep(0.1)
-    print(
-        f"\n[notify] `totpd call` started -> message at ntfy"
-        f" {(ntfy.published[0].arrived_s - started_s) * 1000:.0f} ms, at SMTP"
-        f" {(smtp.received[0].arrived_s - started_s) * 1000:.0f} ms"
-    )
+    with capsys.disabled():
+        print(
+            f"\n[notify] `totpd call` started -> message at ntfy"
+            f" {(ntfy.published[0].arrived_s - started_s) * 1000:.0f} ms, at SMTP"
+            f" {(smtp.received[0].arrived_s - started_s) * 1000:.0f} ms"
+        )
     assert ntfy.published[0].message.endswith(" from +447700900001 (user alice).")
     assert ntfy.published[0].message.startswith("Your GitHub code was read by phone at ")
     assert smtp.received[0].message["Subject"] == "totpd: GitHub code read"

@@ -118,19 +118,19 @@ class Notifier:
     async def stop(self, drain_s: float) -> None:
         """Refuse new events, give the queued ones up to `drain_s` to go, then stop sending."""
         self._closed = True
-        running = [o for o in self._outboxes if o.task is not None]
-        if not running:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(o.queue.join() for o in running)), drain_s)
-        for outbox in running:
-            assert outbox.task is not None  # noqa: S101 - filtered above
-            outbox.task.cancel()
-        await asyncio.gather(*(o.task for o in running if o.task), return_exceptions=True)
+        started = [o for o in self._outboxes if o.task is not None]
+        if started:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(o.queue.join() for o in started)), drain_s)
+            tasks = [o.task for o in started if o.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         unsent = 0
-        for outbox in running:
+        for outbox in self._outboxes:
             if outbox.in_flight is not None:
                 self._count(outbox.in_flight, "failed")
+                outbox.in_flight = None
                 unsent += 1
             while not outbox.queue.empty():
                 event, _ = outbox.queue.get_nowait()
