@@ -131,6 +131,14 @@ class SecretsConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """[notify]: where the Apprise URLs are (mode 600); the credential totpd-notify-urls
+    replaces the file when systemd loads it. Off when neither exists."""
+
+    urls_file: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -143,6 +151,7 @@ class Config:
     pins: PinConfig = field(default_factory=PinConfig)
     lockout: LockoutConfig = field(default_factory=LockoutConfig)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: Path | None = None
 
 
@@ -261,6 +270,7 @@ SECTIONS: dict[str, type[Any]] = {
     "pins": PinConfig,
     "lockout": LockoutConfig,
     "secrets": SecretsConfig,
+    "notify": NotifyConfig,
 }
 
 

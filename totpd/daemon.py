@@ -22,8 +22,10 @@ from totpd.web import create_server
 log = logging.getLogger("totpd")
 
 LISTENERS = ("webhooks", "metrics", "admin")
-# In-flight webhooks get this long to finish on SIGTERM (the unit's TimeoutStopSec is 20 s).
+# In-flight webhooks get this long to finish on SIGTERM (the unit's TimeoutStopSec is 20 s),
+# then queued notifications get NOTIFY_DRAIN_S.
 DRAIN_S = 10.0
+NOTIFY_DRAIN_S = 5.0
 STATUS_INTERVAL_S = 10.0
 
 
@@ -153,6 +155,7 @@ async def run(config: Config) -> None:
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
     try:
+        await services.notifier.start()
         webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
         passed = activated.get("webhooks")
         runners.append(await _start(webhooks, config.server.listen, "webhooks", passed))
@@ -187,6 +190,7 @@ async def run(config: Config) -> None:
             task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
+        await services.notifier.stop(NOTIFY_DRAIN_S)
         services.close()
 
 

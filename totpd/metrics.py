@@ -25,6 +25,7 @@ import totpd
 from totpd.errors import TotpdError
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DELIVERY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Metrics:
     webhook_rejected: Counter
     codes_read: Counter
     calls_active: Gauge
+    notifications: Counter
+    notification_seconds: Histogram
+    notification_targets: Gauge
 
 
 def create_metrics() -> Metrics:
@@ -79,6 +83,21 @@ def create_metrics() -> Metrics:
             "totpd_codes_read", "Codes read to callers, by account", ["account"], registry=registry
         ),
         calls_active=Gauge("totpd_calls_active", "Calls in progress", registry=registry),
+        notifications=Counter(
+            "totpd_notifications",
+            "Notifications to each target, by event and result (sent, failed, dropped)",
+            ["event", "result"],
+            registry=registry,
+        ),
+        notification_seconds=Histogram(
+            "totpd_notification_seconds",
+            "From the event to the target accepting its notification",
+            buckets=DELIVERY_BUCKETS_S,
+            registry=registry,
+        ),
+        notification_targets=Gauge(
+            "totpd_notification_targets", "Notification targets configured", registry=registry
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from totpd.config import Config
 from totpd.lockout import Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
+from totpd.notify import Notifier, open_notifier
 from totpd.pins import PinHasher
 from totpd.roster import RosterFile
 from totpd.secrets import SecretStore, open_store
@@ -32,6 +33,7 @@ class Services:
     calls: CallStore
     replays: ReplayCache
     metrics: Metrics = field(default_factory=create_metrics)
+    notifier: Notifier = field(default_factory=Notifier)  # started and stopped by the daemon
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -123,10 +125,13 @@ def _with_lockout(
 
 
 def open_services(config: Config) -> Services:
-    """Open the secret store, the roster and the shared state the config names."""
+    """Open the secret store, the roster, the shared state and the notification targets
+    the config names."""
     config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets = open_store(config)
     signature_secret = secrets.signature_secret(config)
+    metrics = create_metrics()
+    notifier = open_notifier(config, metrics)
     state = open_state(config)
     return Services(
         config=config,
@@ -138,5 +143,7 @@ def open_services(config: Config) -> Services:
         admin_lockout=state.admin_lockout,
         calls=state.calls,
         replays=state.replays,
+        metrics=metrics,
+        notifier=notifier,
         closers=[state.close],
     )

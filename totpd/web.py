@@ -22,6 +22,7 @@ from prometheus_client import Histogram
 from totpd import flow, ncco, vonage
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, reading_at
 from totpd.roster import Roster
 from totpd.services import Services
@@ -292,8 +293,10 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
         )
         return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices))
     metrics.pin_failures.labels("pin").inc()
-    if await lockout.record_failure(admission):
+    if tripped := await lockout.record_failure(admission):
         await lockout.report(gauge, force=True)
+    for state in tripped:
+        services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
     verdict = PinVerdict.CALLER_NOT_ALLOWED if check.ok else PinVerdict.WRONG
     return _pin_logged(call, PinChecked(verdict))
 
@@ -335,6 +338,9 @@ async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncc
                 "OUTCOME": "code_read",
             }
         },
+    )
+    services.notifier.send(
+        Event(EventKind.CODE_READ, services.clock(), call.user, call.caller, prompt.choice.label)
     )
     return ncco.SayCode(prompt.choice.label, reading)
 

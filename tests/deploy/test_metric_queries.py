@@ -168,6 +168,7 @@ def test_the_registry_names_match_a_real_exposition() -> None:
     metrics.webhook_rejected.labels("bad_signature").inc()
     metrics.codes_read.labels("github").inc()
     metrics.calls_active.set(1)
+    metrics.notifications.labels("code_read", "sent").inc()
     text = generate_latest(metrics.registry).decode()
     scraped = {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples

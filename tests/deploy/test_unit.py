@@ -2,6 +2,7 @@
 applied to a scratch root, and install.sh staging a whole install with real sealed credentials.
 """
 
+import ipaddress
 import os
 import re
 import shutil
@@ -15,10 +16,12 @@ import pytest
 from tests.helpers import DEPLOY, unit_directives, unit_values
 from totpd import config as config_module
 from totpd.config import Config
+from totpd.notify import CREDENTIAL as NOTIFY_CREDENTIAL
 from totpd.secrets import SIGNATURE_CREDENTIAL
 from totpd.secrets.key import sealed_key_path
 
 SERVICE = DEPLOY / "totpd.service"
+NOTIFY_DROP_IN = DEPLOY / "dropins" / "notify.conf"
 MAX_EXPOSURE = 1.5
 _EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
 
@@ -59,6 +62,39 @@ def test_the_private_network_drop_in_lowers_the_score_further(tmp_path: Path) ->
     with_drop_in = exposure(tmp_path / "totpd.service")
     assert with_drop_in < exposure(alone / "totpd.service")
     assert with_drop_in <= 0.6
+
+
+def test_the_notify_drop_in_opens_egress_to_its_addresses_only(tmp_path: Path) -> None:
+    drop_in = NOTIFY_DROP_IN
+    active = unit_directives(drop_in)
+    assert {(section, key) for section, key, _ in active} == {("Service", "IPAddressAllow")}
+    for _, _, value in active:
+        assert ipaddress.ip_network(value).prefixlen > 0, "an address or a prefix, never any"
+    # The optional credential line names the credential the code reads, where totpd-admin
+    # keeps the others; the unit itself never loads it, so it starts without one.
+    line = re.search(r"^#LoadCredentialEncrypted=(\S+)$", drop_in.read_text(), re.MULTILINE)
+    assert line, "the drop-in shows the LoadCredentialEncrypted= line, commented out"
+    assert (
+        line[1]
+        == f"{NOTIFY_CREDENTIAL}:{sealed_key_path(Config()).parent}/{NOTIFY_CREDENTIAL}.cred"
+    )
+    assert NOTIFY_CREDENTIAL not in SERVICE.read_text()
+
+    # With it (the credential line uncommented too), systemd accepts every line...
+    totpd = Path(sys.executable).with_name("totpd")
+    unit = tmp_path / "totpd.service"
+    unit.write_text(SERVICE.read_text().replace("/opt/totpd/venv/bin/totpd", str(totpd)))
+    (tmp_path / "totpd.service.d").mkdir()
+    enabled = drop_in.read_text().replace("#LoadCredentialEncrypted=", "LoadCredentialEncrypted=")
+    (tmp_path / "totpd.service.d" / "notify.conf").write_text(enabled)
+    done = run("systemd-analyze", "verify", str(unit))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr
+    # ...and the score moves by systemd's one item for a non-localhost allow list, no more.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(SERVICE, alone / "totpd.service")
+    assert exposure(alone / "totpd.service") < exposure(unit) <= MAX_EXPOSURE
 
 
 def test_an_unhardened_unit_scores_worse(tmp_path: Path) -> None:
@@ -115,6 +151,7 @@ def test_the_credentials_are_the_ones_the_code_reads() -> None:
 
 def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
     # totpd-admin runs admin commands in a transient unit; its credentials must not drift.
+    # It also loads the notify drop-in's, when sealed, so check-config reads the URLs.
     script = (DEPLOY / "totpd-admin").read_text()
     names = re.search(r"for name in ([\w -]+); do", script)
     assert names, "totpd-admin lists its credentials in a for loop"
@@ -122,7 +159,9 @@ def test_totpd_admin_loads_the_same_credentials_as_the_unit() -> None:
     assert credstore
     admin = {name: f"{credstore[1]}/{name}.cred" for name in names[1].split()}
     unit = dict(v.split(":", 1) for v in unit_values(SERVICE, "LoadCredentialEncrypted"))
-    assert admin == unit
+    notify = re.search(r"^#LoadCredentialEncrypted=(\S+)$", NOTIFY_DROP_IN.read_text(), re.M)
+    assert notify, "the notify drop-in's optional credential"
+    assert admin == {**unit, **dict([notify[1].split(":", 1)])}
     for key in ("User", "UMask", "StateDirectory"):
         assert f"-p {key}={unit_values(SERVICE, key)[0]}" in script, key
 

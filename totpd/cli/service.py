@@ -20,17 +20,23 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    """Validate the config, open the secret store and the directory, read the lockouts."""
+    """Validate the config, open the secret store and the directory, read the lockouts, check
+    the notification URLs."""
+    from totpd.notify import load_targets
     from totpd.services import read_lockouts
 
     open_store(config).signature_secret(config)  # raises when no route has one
     roster = RosterFile(config.paths.state_dir).current()
     locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
     storage = config.lockout.storage.partition(":")[0]  # the scheme: the URL may hold a password
+    targets = load_targets(config)  # counted and named by service: the URLs hold tokens
+    services = ", ".join(target.service for target in targets)
+    notify = f"{len(targets)} notification targets ({services})" if targets else "notifications off"
     print(
         f"{config.source}: OK ({len(roster.accounts)} accounts, {len(roster.users)} users,"
         f" webhooks on {config.server.listen}, public URL {config.server.public_url},"
-        f" lockout storage {storage} with {locked} lockouts)"
+        f" lockout storage {storage} with {locked} lockouts,"
+        f" {notify})"
     )
     return 0
 
