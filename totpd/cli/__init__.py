@@ -6,6 +6,9 @@ admin password), the secret store, the lockouts. Secrets
 (seeds, PINs, passphrases) are read from standard input or a no-echo prompt, never from argv.
 Errors are one line on stderr and a non-zero exit status, never a traceback. A reader that
 stops early (`totpd status | head -1`) ends the command quietly, as it would a C tool.
+
+Run as root, every command works as the owner of the state directory (totpd.privileges), so
+nothing the service user planted there can make root follow a link or hand it a file.
 """
 
 import argparse
@@ -18,6 +21,7 @@ from totpd import __version__
 from totpd import config as config_module
 from totpd.cli import accounts, lockouts, service, store, users
 from totpd.errors import TotpdError
+from totpd.privileges import run_as_state_owner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +60,7 @@ def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_module.load(args.config)
+        run_as_state_owner(config.paths.state_dir, daemon=args.run is service.cmd_serve)
         status: int = args.run(args, config)
     except TotpdError as exc:
         print(f"totpd: error: {exc}", file=sys.stderr)
