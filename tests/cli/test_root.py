@@ -110,6 +110,11 @@ class Installation:
         return self.base / "files"
 
     @property
+    def credstore(self) -> Path:
+        """Where `secrets init` seals the vault key: root's, as /etc/credstore.encrypted."""
+        return self.base / "credstore"
+
+    @property
     def targets(self) -> Path:
         """Root-owned files and would-be files the planted links point at."""
         return self.base / "targets"
@@ -120,6 +125,7 @@ class Installation:
         shutil.copytree(self.pristine, self.state, symlinks=True)
         _chown_tree(self.state, NOBODY.pw_uid, NOBODY.pw_gid)
         (self.files / "out.backup").unlink(missing_ok=True)
+        shutil.rmtree(self.credstore, ignore_errors=True)
         shutil.rmtree(self.targets, ignore_errors=True)
         self.targets.mkdir(mode=0o755)
         for name in STATE_NAMES:
@@ -181,9 +187,10 @@ def _with_root_only_user(content: bytes) -> bytes:
     return roster_module.encode(marked)
 
 
-def _build(base: Path, extra: str = "") -> Installation:
+def _build(base: Path) -> Installation:
     base.chmod(0o755)
-    config_path = write_config(base, extra)
+    sealed_key = base / "credstore" / "totpd-vault-key.cred"
+    config_path = write_config(base, f'[secrets]\nsealed_key_file = "{sealed_key}"\n')
     config = config_module.load(config_path)
     state = config.paths.state_dir
     state.mkdir(mode=0o700)
@@ -334,3 +341,43 @@ def test_a_root_owned_state_directory_others_can_write_is_refused(
         assert "writable by other users" in done.stderr
         assert done.stderr.count("\n") == 1
         assert not (installation.state / ".lockout.journal.lock").exists()
+
+
+@pytest.mark.systemd_creds
+def test_secrets_init_as_root_seals_as_root_and_rekeys_as_the_owner(
+    installation: Installation, forks: ForkServer
+) -> None:
+    init = ("secrets", "init", "--with-key=host")
+    sealed_key = installation.credstore / "totpd-vault-key.cred"
+    done = forks.run(installation.config_path, *init, env=SECRET_ENV)
+    assert done.returncode == 0, done.stderr
+    st = sealed_key.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+    assert not (installation.state / "vault.key").exists()  # the unsealed key is gone
+    assert installation.harm() == []
+    # Root's next command unseals the new key, as root, and reads the vault as its owner.
+    code = forks.run(installation.config_path, "account", "code", "github", env=SECRET_ENV)
+    assert code.returncode == 0, code.stderr
+    # Planted links: init reads the old key and rewrites the vault, neither through a link.
+    findings = []
+    for planted in STATE_NAMES:
+        for target in (installation.targets / planted, installation.targets / f"missing-{planted}"):
+            installation.reset()
+            installation.plant(planted, target)
+            forks.run(installation.config_path, *init, env=SECRET_ENV)
+            findings += [f"{planted} -> {target.name}: {harm}" for harm in installation.harm()]
+    assert findings == []
+
+
+@pytest.mark.systemd_creds
+def test_secrets_init_as_root_seals_into_no_directory_another_user_can_write(
+    installation: Installation, forks: ForkServer
+) -> None:
+    output = installation.state / "totpd-vault-key.cred"
+    done = forks.run(
+        installation.config_path, "secrets", "init", "--with-key=host", "--output", str(output)
+    )
+    assert done.returncode == 1
+    assert "no other user can write" in done.stderr
+    assert not output.exists()
+    assert (installation.state / "vault.key").exists()  # nothing was re-keyed
