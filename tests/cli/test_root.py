@@ -381,3 +381,13 @@ def test_secrets_init_as_root_seals_into_no_directory_another_user_can_write(
     assert "no other user can write" in done.stderr
     assert not output.exists()
     assert (installation.state / "vault.key").exists()  # nothing was re-keyed
+
+
+def test_the_daemon_is_not_run_as_root_on_the_service_users_directory(
+    installation: Installation, forks: ForkServer
+) -> None:
+    # The daemon must not keep a way back to root: it runs as the owner from the start.
+    done = forks.run(installation.config_path, "serve", env=SECRET_ENV)
+    assert done.returncode == 1
+    assert "run the daemon as that user" in done.stderr
+    assert installation.harm() == []
