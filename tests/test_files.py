@@ -23,6 +23,7 @@ from totpd.secrets.vault import VaultKeyring
 from totpd.state.journal import JournalWindows
 
 OUTSIDE = b"a file outside the state directory\n"
+NOBODY_ID = 65534
 
 
 def _read_roster(config: Config) -> object:
@@ -112,3 +113,28 @@ def test_a_fifo_planted_in_the_state_directory_is_refused_at_once(
     refused = _refusal(config, name)
     assert refused is not None
     assert "not a regular file" in str(refused)
+
+
+@pytest.mark.root  # only root can create a file someone else owns
+def test_root_using_the_library_leaves_every_file_it_creates_to_the_directory_owner(
+    config: Config,
+) -> None:
+    # Root that did not become the owner first (the `keyring` command, say) still leaves
+    # files the daemon can read, chowned by descriptor before they have their name.
+    state = config.paths.state_dir
+    os.chown(state, NOBODY_ID, NOBODY_ID)
+    RosterFile(state).update(lambda roster: roster)
+    asyncio.run(JournalWindows(state, "global", 60).acquire_entry("caller", 10, 60))
+    key = locate_key(config).key  # creates vault.key
+    VaultKeyring(state / "vault.bin", key).set_password("totpd", "seed:github", "JBSWY3DP")
+    AdminPassword(state, config.pins).set("correct horse battery staple")
+    names = {entry.name for entry in state.iterdir()}
+    assert {
+        "directory.json",
+        "lockout.journal",
+        "vault.key",
+        "vault.bin",
+        "admin-password",
+    } <= names
+    for entry in state.iterdir():
+        assert (entry.lstat().st_uid, entry.lstat().st_gid) == (NOBODY_ID, NOBODY_ID), entry.name

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from totpd.config import Config
 from totpd.errors import SecretStoreError, VaultError
-from totpd.files import file_version, read_file
+from totpd.files import file_version, give_to_directory_owner, read_file
 from totpd.privileges import as_root
 from totpd.secrets.credential import credential_path, unseal
 from totpd.secrets.vault import KEY_BYTES, vault_path
@@ -83,6 +83,7 @@ def _create_embedded(path: Path) -> None:
     """Create the key file unless another process just did (link() never overwrites)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        give_to_directory_owner(fd, path.parent)
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(secrets.token_bytes(KEY_BYTES))
             tmp.flush()
