@@ -194,7 +194,6 @@ def _build(base: Path) -> Installation:
     config = config_module.load(config_path)
     state = config.paths.state_dir
     state.mkdir(mode=0o700)
-    os.environ.setdefault(config_module.SIGNATURE_SECRET_ENV, SIGNATURE_SECRET)
     enrol_demo(config, ("github", "gmail"))
     AdminPassword(state, config.pins).set(ADMIN_PASSWORD)
     asyncio.run(wrong_pins(open_lockout(state), "447700900002", "alice", 1))
