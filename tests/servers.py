@@ -1,5 +1,6 @@
 """Servers of our own and calls placed to them over real HTTP: a redis-server, `totpd serve`
-replicas that can be killed -9 and started again, and a Vonage line of signed webhooks.
+replicas that can be killed -9 and started again, and a Vonage line of signed webhooks; and a
+fork server that runs `totpd` commands, each a fresh process, from one warm interpreter.
 
 The fixtures built on them (`redis_server`, `replicas`) are in tests/conftest.py.
 """
