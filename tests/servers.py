@@ -1,5 +1,6 @@
 """Servers of our own and calls placed to them over real HTTP: a redis-server, `totpd serve`
-replicas that can be killed -9 and started again, and a Vonage line of signed webhooks.
+replicas that can be killed -9 and started again, and a Vonage line of signed webhooks; and a
+fork server that runs `totpd` commands, each a fresh process, from one warm interpreter.
 
 The fixtures built on them (`redis_server`, `replicas`) are in tests/conftest.py.
 """
@@ -220,3 +221,93 @@ async def flood(lines: Sequence[Line], calls: int, pins_per_call: int = 3) -> li
 
     results = await asyncio.gather(*(one(i) for i in range(calls)))
     return [h for call in results for h in call]
+
+
+class ForkServer:
+    """`totpd` commands, each a process of its own forked from one warm interpreter.
+
+    A forked command has its own uid, file descriptors and exit status, as `totpd` run from a
+    shell has, without paying Python's start-up and imports each time (about a second here):
+    the tests that run every command once per file name of the state directory need that.
+    """
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from tests.servers import serve_forks; serve_forks()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+
+    def run(
+        self, config_path: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `totpd --config config_path args...` in a fresh fork; wait for its exit."""
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        argv = ["--config", str(config_path), *args]
+        request = {"argv": argv, "stdin": stdin, "env": env or {}}
+        self._process.stdin.write(json.dumps(request).encode() + b"\n")
+        self._process.stdin.flush()
+        reply = json.loads(self._process.stdout.readline())
+        return subprocess.CompletedProcess(
+            ["totpd", *argv], reply["status"], reply["stdout"], reply["stderr"]
+        )
+
+    def close(self) -> None:
+        """Stop the server (its forks have all been waited for)."""
+        self._process.communicate(timeout=10)  # closes both pipes
+
+
+FORK_TIMEOUT_S = 60  # a command that hangs (on a planted FIFO, say) is killed, not waited for
+
+
+def serve_forks() -> None:
+    """ForkServer's other end: one JSON request per line in, one JSON reply per line out."""
+    import os
+    import tempfile
+    import traceback
+
+    # What the commands import lazily, imported once here so that every fork starts warm.
+    import totpd.admin.password
+    import totpd.cli
+    import totpd.enrol.commit
+    import totpd.secrets.backup
+    import totpd.secrets.provision
+    import totpd.services
+
+    replies = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        with tempfile.TemporaryDirectory() as scratch:
+            paths = [Path(scratch, name) for name in ("stdin", "stdout", "stderr")]
+            for path, text in zip(paths, (request["stdin"], "", ""), strict=True):
+                path.write_text(text)
+            pid = os.fork()
+            if pid == 0:  # the command: the server's own streams are none of its business
+                try:
+                    signal.alarm(FORK_TIMEOUT_S)
+                    for fd, path in enumerate(paths):
+                        os.dup2(os.open(path, os.O_RDONLY if fd == 0 else os.O_WRONLY), fd)
+                    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+                    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+                    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+                    os.environ.update(request["env"])
+                    status = totpd.cli.main(request["argv"])
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                except SystemExit as exc:  # argparse's --help and usage errors
+                    status = exc.code if isinstance(exc.code, int) else 1
+                except BaseException:  # as the interpreter would: a traceback, status 1
+                    traceback.print_exc()
+                    sys.stderr.flush()
+                    status = 1
+                os._exit(status)
+            _, wait_status = os.waitpid(pid, 0)
+            reply = {
+                "status": os.waitstatus_to_exitcode(wait_status),
+                "stdout": paths[1].read_text(errors="replace"),
+                "stderr": paths[2].read_text(errors="replace"),
+            }
+        replies.write(json.dumps(reply).encode() + b"\n")
+        replies.flush()

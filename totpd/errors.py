@@ -39,6 +39,11 @@ class RosterError(TotpdError):
     """A user or account is unknown, duplicated or inconsistent."""
 
 
+class StorageError(TotpdError):
+    """A file in the state directory cannot be read or written (a full disk, a planted link);
+    the message names the file. Nothing was changed."""
+
+
 class LockoutUnavailable(TotpdError):
     """Lockout state cannot be read or recorded, so no PIN may be checked (fail closed)."""
 

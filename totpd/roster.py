@@ -1,7 +1,8 @@
 """The roster: enrolled accounts (not their secrets) and users, in one JSON file, `directory.json`.
 
 The admin CLI and the daemon both write it (PIN rehash, HOTP counters), so every change is a
-read-modify-write under an exclusive file lock, and every write is atomic.
+read-modify-write under an exclusive file lock, and every write is atomic. A file that cannot
+be read or written (a full disk, a planted symlink) is a StorageError naming it.
 """
 
 import fcntl
@@ -15,8 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from totpd.errors import RosterError
-from totpd.files import FileVersion, file_version, write_atomic
+from totpd.errors import RosterError, StorageError
+from totpd.files import FileVersion, file_version, open_lock, read_file, write_atomic
 from totpd.otp import Account, Kind
 from totpd.users import User
 
@@ -100,17 +101,23 @@ class RosterFile:
         now_s = time.monotonic()
         if now_s - self._checked_s < max_age_s:
             return self._cached
-        now = file_version(self.path)
-        if now != self._cached_version:
-            self._cached = Roster() if now is None else decode(self.path.read_bytes(), self.path)
-            self._cached_version = now
+        try:
+            now = file_version(self.path)
+            if now != self._cached_version:
+                self._cached = Roster() if now is None else decode(read_file(self.path), self.path)
+                self._cached_version = now
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot read: {exc.strerror}") from None
         self._checked_s = now_s
         return self._cached
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = open_lock(self._lock_path)
+        except OSError as exc:
+            raise StorageError(f"{self._lock_path}: cannot open: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -118,10 +125,17 @@ class RosterFile:
             os.close(fd)
 
     def update(self, change: Callable[[Roster], Roster]) -> Roster:
-        """Apply `change` to the current roster under the lock and save the result."""
+        """Apply `change` to the current roster under the lock and save the result.
+
+        StorageError when it cannot be saved: the file on disk is then unchanged.
+        """
         with self._locked():
             self._cached_version = None  # force a fresh read under the lock
             updated = change(self.current())
-            write_atomic(self.path, encode(updated))
-            self._cached, self._cached_version = updated, file_version(self.path)
+            try:
+                write_atomic(self.path, encode(updated))
+                version = file_version(self.path)
+            except OSError as exc:
+                raise StorageError(f"{self.path}: cannot write: {exc.strerror}") from None
+            self._cached, self._cached_version = updated, version
             return updated

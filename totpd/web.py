@@ -20,10 +20,16 @@ from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
 from totpd import flow, ncco, vonage
-from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
+from totpd.errors import (
+    LockoutUnavailable,
+    SecretStoreError,
+    StorageError,
+    TotpdError,
+    WebhookRejected,
+)
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
 from totpd.notify import Event, EventKind, lockout_tripped
-from totpd.otp import Kind, reading_at
+from totpd.otp import Kind, Reading, reading_at
 from totpd.roster import Roster
 from totpd.services import Services
 
@@ -148,7 +154,9 @@ class Webhooks:
             self.services.metrics.webhook_rejected.labels(exc.reason).inc()
             self._rejection_log(exc.reason, route)
             return _json({"error": exc.reason}, status=exc.status)
-        except TotpdError as exc:  # a fault on our side (secret store, ...): Vonage retries a 503
+        except TotpdError as exc:  # a fault on our side (secret store, a full disk): Vonage
+            # retries a 503 once. The message names a file or a store, never a secret.
+            self.services.metrics.webhook_rejected.labels("unavailable").inc()
             log.error("webhook failed: %s", exc, extra={"fields": {"ROUTE": route}})
             return _json({"error": "unavailable"}, status=503)
         finally:
@@ -302,13 +310,26 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
 
 
 async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
-    """Upgrade a PIN hash to the configured Argon2 parameters."""
+    """Upgrade a PIN hash to the configured Argon2 parameters, when the directory can be saved.
+
+    A failure does not fail the call: the stored hash still verifies, and the next correct
+    PIN tries again. Failing it would turn a full disk into a lockout of the owner, and
+    Vonage's retry into another Argon2 check.
+    """
 
     def change(roster: Roster) -> Roster:
         user = roster.users.get(user_name)
         return roster.with_user(replace(user, pin_hash=new_hash)) if user else roster
 
-    await asyncio.to_thread(services.roster.update, change)
+    try:
+        await asyncio.to_thread(services.roster.update, change)
+    except StorageError as exc:
+        log.warning(
+            "PIN hash of user %r not upgraded to the configured Argon2 cost (next time): %s",
+            user_name,
+            exc,
+            extra={"fields": {"USER": user_name, "OUTCOME": "rehash_failed"}},
+        )
 
 
 async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncco.Speakable:
@@ -320,9 +341,11 @@ async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncc
     if account is None:
         raise SecretStoreError(f"account {name!r} was removed")
     secret = await asyncio.to_thread(services.secrets.seed, name)
-    reading = reading_at(account, secret, services.clock(), services.config.call.min_seconds_left)
+    min_seconds_left = services.config.call.min_seconds_left
     if account.kind is Kind.HOTP:
-        await asyncio.to_thread(services.roster.update, lambda d: _advance_hotp(d, name))
+        reading = await asyncio.to_thread(_next_hotp, services, name, secret)
+    else:
+        reading = reading_at(account, secret, services.clock(), min_seconds_left)
     services.metrics.codes_read.labels(name).inc()
     audit.info(
         "code read: user %s, account %s, caller %s",
@@ -345,9 +368,23 @@ async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncc
     return ncco.SayCode(prompt.choice.label, reading)
 
 
-def _advance_hotp(roster: Roster, name: str) -> Roster:
-    account = roster.accounts[name]
-    return roster.with_account(replace(account, counter=account.counter + 1))
+def _next_hotp(services: Services, name: str, secret: str) -> Reading:
+    """The HOTP code of `name` at its counter, which is advanced on disk first.
+
+    Both under the directory's lock: two calls never hear the same code, and a counter that
+    cannot be saved (StorageError, a 503) reads no code at all.
+    """
+    taken: list[Reading] = []
+
+    def advance(roster: Roster) -> Roster:
+        account = roster.accounts.get(name)
+        if account is None:
+            raise SecretStoreError(f"account {name!r} was removed")
+        taken.append(reading_at(account, secret, services.clock(), 0))
+        return roster.with_account(replace(account, counter=account.counter + 1))
+
+    services.roster.update(advance)
+    return taken[-1]
 
 
 def _pin_logged(call: Call, checked: PinChecked, layer: str = "") -> PinChecked:

@@ -6,7 +6,6 @@ send on its own (a foreign Host, a cross-site post, a planted session id, a bad 
 
 import hashlib
 import io
-import os
 import re
 import stat
 from dataclasses import replace
@@ -316,18 +315,6 @@ def test_the_vendored_qr_reader_is_the_documented_release() -> None:
         .read_text()
         .startswith("                                 Apache License")
     )
-
-
-@pytest.mark.root  # as `sudo totpd admin passwd` has
-def test_admin_passwd_as_root_leaves_the_file_to_the_daemons_user(
-    config_path: Path, config: Config
-) -> None:
-    nobody = 65534
-    os.chown(config.paths.state_dir, nobody, nobody)
-    result = run_totpd(config_path, "admin", "passwd", stdin=f"{ADMIN_PASSWORD}\n")
-    assert result.returncode == 0, result.stderr
-    stored = (config.paths.state_dir / PASSWORD_FILE).stat()
-    assert (stored.st_uid, stored.st_gid) == (nobody, nobody)
 
 
 def test_a_hash_with_old_cost_settings_is_upgraded_at_sign_in(config: Config) -> None:

@@ -217,17 +217,6 @@ def test_a_writer_killed_mid_write_leaves_a_readable_vault(tmp_path: Path) -> No
         assert name == ".vault.bin.lock" or (tmp_path / name).stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.root  # ownership hand-over happens only as root
-def test_root_leaves_the_vault_to_the_state_directory_owner(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    os.chown(state, 65534, 65534)  # the service user owns its StateDirectory
-    vault = new_vault(state)
-    vault.set_password("totpd", "seed:github", SEED)
-    for path in (vault.path, state / ".vault.bin.lock"):
-        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
-
-
 # the embedded key ------------------------------------------------------------------------
 def test_embedded_key_is_created_once_with_one_warning(
     config: Config, caplog: pytest.LogCaptureFixture

@@ -28,7 +28,7 @@ from totpd.config import Config
 from totpd.enrol import Enrolment, parse_image, parse_text
 from totpd.enrol.commit import store_enrolments
 from totpd.enrol.qr import FORMATS
-from totpd.errors import AdminRefused, EnrolError, RosterError
+from totpd.errors import AdminRefused, EnrolError, RosterError, StorageError
 from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
 from totpd.users import MAX_ACCOUNTS_PER_USER
@@ -143,6 +143,8 @@ async def _enrol_and_report(
         raise _not_enrolled(400, exc) from None
     except RosterError as exc:
         raise _not_enrolled(409, exc) from None
+    except StorageError as exc:
+        raise _not_enrolled(503, exc) from None
     log.info(
         "admin page enrolled %s (users: %s)",
         ", ".join(names),

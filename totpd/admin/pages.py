@@ -4,6 +4,7 @@ The lists show what the roster holds about accounts and users, and the lockouts 
 force. Secrets never reach a template: they live in the secret store, which no page reads.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,8 @@ from totpd.lockout import LockState
 from totpd.otp import Kind
 from totpd.roster import Roster
 from totpd.services import Services
+
+log = logging.getLogger("totpd.admin")
 
 
 def create_templates() -> jinja2.Environment:
@@ -142,7 +145,12 @@ async def home_page(
     notices = session.take_notices()
     if error:
         notices.append(Notice(Tone.ERROR, error))
-    roster = site.services.roster.current()
+    try:
+        roster = site.services.roster.current()
+    except TotpdError as exc:  # unreadable or damaged: say so, show nothing, change nothing
+        log.error("admin page: the directory cannot be read: %s", exc)
+        notices.append(Notice(Tone.ERROR, f"The directory cannot be read: {exc}"))
+        roster, status = Roster(), 503
     try:
         held = await lockout_rows(site.services)
         lockout_error = ""

@@ -5,7 +5,6 @@ effect without a restart and ends every session signed in under the old one.
 """
 
 import asyncio
-import os
 import secrets
 from pathlib import Path
 
@@ -14,11 +13,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
 from totpd.errors import AdminPasswordError, ConfigError
-from totpd.files import FileVersion, file_version, write_atomic
+from totpd.files import FileVersion, file_version, read_file, write_atomic
 
 PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
+MAX_HASH_BYTES = 4096  # an Argon2 hash is about 100 bytes: more is not one
 
 
 class AdminPassword:
@@ -56,19 +56,21 @@ class AdminPassword:
         self._write(self._hasher.hash(password))
 
     def _write(self, password_hash: str) -> None:
+        # Run as root (sudo totpd admin passwd), the command already works as the state
+        # directory's owner (totpd.privileges): the file is the daemon's to read.
         write_atomic(self.path, password_hash.encode() + b"\n", mode=0o600)
-        # Run as root (sudo totpd admin passwd), the file must still be the daemon's to read.
-        state_dir = self.path.parent.stat()
-        if os.geteuid() == 0 and state_dir.st_uid != 0:
-            os.chown(self.path, state_dir.st_uid, state_dir.st_gid)
 
     def _stored(self) -> str | None:
         try:
-            text = self.path.read_text(encoding="ascii").strip()
+            text = read_file(self.path, MAX_HASH_BYTES).decode("ascii").strip()
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{self.path}: cannot read the admin password hash") from exc
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.path}: cannot read the admin password hash: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{self.path}: the admin password hash is not ASCII") from None
         return text or None
 
     def version(self) -> FileVersion | None:

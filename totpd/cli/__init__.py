@@ -4,10 +4,16 @@ Each command is a function `(args, config) -> exit status` in the module for wha
 which also adds it to the parser (`register`): the running service, accounts, users (and the
 admin password), the secret store, the lockouts. Secrets
 (seeds, PINs, passphrases) are read from standard input or a no-echo prompt, never from argv.
-Errors are one line on stderr and a non-zero exit status, never a traceback.
+Errors are one line on stderr and a non-zero exit status, never a traceback. A reader that
+stops early (`totpd status | head -1`) ends the command quietly, as it would a C tool.
+
+Run as root, every command works as the owner of the state directory (totpd.privileges), so
+nothing the service user planted there can make root follow a link or hand it a file.
 """
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +21,7 @@ from totpd import __version__
 from totpd import config as config_module
 from totpd.cli import accounts, lockouts, service, store, users
 from totpd.errors import TotpdError
+from totpd.privileges import run_as_state_owner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status a shell reports for a writer that SIGPIPE ended.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `totpd` command."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught, not at exit
+    except BrokenPipeError:
+        # The reader is gone: nothing more can reach it. Python's documented recipe: point
+        # stdout at /dev/null, so the flush at interpreter exit does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_module.load(args.config)
+        run_as_state_owner(config.paths.state_dir, daemon=args.run is service.cmd_serve)
         status: int = args.run(args, config)
     except TotpdError as exc:
         print(f"totpd: error: {exc}", file=sys.stderr)

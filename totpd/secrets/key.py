@@ -23,6 +23,8 @@ from pathlib import Path
 
 from totpd.config import Config
 from totpd.errors import SecretStoreError, VaultError
+from totpd.files import file_version, give_to_directory_owner, read_file
+from totpd.privileges import as_root
 from totpd.secrets.credential import credential_path, unseal
 from totpd.secrets.vault import KEY_BYTES, vault_path
 
@@ -81,6 +83,7 @@ def _create_embedded(path: Path) -> None:
     """Create the key file unless another process just did (link() never overwrites)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        give_to_directory_owner(fd, path.parent)
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(secrets.token_bytes(KEY_BYTES))
             tmp.flush()
@@ -94,9 +97,9 @@ def _create_embedded(path: Path) -> None:
 
 def _from_embedded_file(config: Config, looked_at: list[str]) -> VaultKey:
     path = embedded_key_path(config)
-    if not path.exists():
+    if file_version(path) is None:
         vault = vault_path(config)
-        if vault.exists():
+        if file_version(vault) is not None:
             raise VaultError(
                 f"{vault}: the vault exists but its key was not found (looked at:"
                 f" {'; '.join([*looked_at, str(path)])})"
@@ -107,8 +110,8 @@ def _from_embedded_file(config: Config, looked_at: list[str]) -> VaultKey:
         except OSError as exc:
             raise VaultError(f"{path}: cannot create vault key: {exc.strerror}") from None
     try:
-        mode = path.stat().st_mode
-        key = path.read_bytes()
+        key = read_file(path, KEY_BYTES + 1)
+        mode = path.lstat().st_mode
     except OSError as exc:
         raise VaultError(f"{path}: cannot read vault key: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -126,10 +129,11 @@ def locate_key(config: Config) -> VaultKey:
     if os.environ.get("CREDENTIALS_DIRECTORY"):
         looked_at.append(f"credential {config.secrets.key_credential!r} in $CREDENTIALS_DIRECTORY")
     sealed = sealed_key_path(config)
-    if sealed.exists():
-        try:
-            return _checked(unseal(sealed, config.secrets.key_credential), str(sealed))
-        except SecretStoreError as exc:
-            raise VaultError(str(exc)) from None
+    with as_root():  # /etc/credstore.encrypted is root's, and so is the key that seals it
+        if sealed.exists():
+            try:
+                return _checked(unseal(sealed, config.secrets.key_credential), str(sealed))
+            except SecretStoreError as exc:
+                raise VaultError(str(exc)) from None
     looked_at.append(f"sealed key {sealed}")
     return _from_embedded_file(config, looked_at)

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import os
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +30,7 @@ from keyring.errors import PasswordDeleteError
 
 from totpd.config import CONFIG_ENV, Config
 from totpd.errors import VaultError
-from totpd.files import write_atomic
+from totpd.files import file_version, open_lock, read_file, write_atomic
 
 VAULT_FILE = "vault.bin"
 MAGIC = b"TOTPDVLT"
@@ -151,14 +150,12 @@ class VaultKeyring(KeyringBackend):
     @contextmanager
     def _locked(self, operation: int) -> Iterator[None]:
         self._open()
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self._lock_path, flags, 0o600)
+            fd = open_lock(self._lock_path)
         except OSError as exc:
             raise VaultError(f"{self._lock_path}: cannot open lock file: {exc.strerror}") from None
         try:
-            _give_to_directory_owner(fd, self._lock_path.parent)
             fcntl.flock(fd, operation)
             yield
         finally:
@@ -166,8 +163,7 @@ class VaultKeyring(KeyringBackend):
 
     def _read(self) -> Entries:
         try:
-            with self.path.open("rb") as vault:
-                blob = vault.read(MAX_VAULT_BYTES + 1)
+            blob = read_file(self.path, MAX_VAULT_BYTES + 1)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -179,11 +175,6 @@ class VaultKeyring(KeyringBackend):
     def _write(self, entries: Entries) -> None:
         try:
             write_atomic(self.path, seal_entries(entries, self._key), mode=0o600)
-            # An admin running as root must leave the vault readable by the service user,
-            # who owns the state directory; readers wait on the lock, so none sees the gap.
-            owner = _directory_owner(self.path.parent)
-            if owner is not None:
-                os.chown(self.path, *owner, follow_symlinks=False)
         except OSError as exc:
             raise VaultError(f"{self.path}: cannot write vault: {exc.strerror}") from None
 
@@ -195,7 +186,7 @@ class VaultKeyring(KeyringBackend):
     def exists(self) -> bool:
         """True when the vault file exists (an absent vault reads as empty)."""
         self._open()
-        return self.path.exists()
+        return file_version(self.path) is not None
 
     def replace_all(self, entries: Entries) -> None:
         """Replace the whole content of the vault (restore, re-key)."""
@@ -209,7 +200,7 @@ class VaultKeyring(KeyringBackend):
         Returns how many entries were re-encrypted.
         """
         with self._locked(fcntl.LOCK_EX):
-            entries = self._read() if self.path.exists() else None
+            entries = self._read() if file_version(self.path) is not None else None
             if len(new_key) != KEY_BYTES:
                 raise VaultError(f"{self.path}: a new vault key must be {KEY_BYTES} bytes")
             save_key()
@@ -240,20 +231,6 @@ class VaultKeyring(KeyringBackend):
             if not entries[service]:
                 del entries[service]
             self._write(entries)
-
-
-def _directory_owner(directory: Path) -> tuple[int, int] | None:
-    """The directory's (uid, gid) when running as root in someone else's directory, else None."""
-    if os.geteuid() != 0:
-        return None
-    st = directory.stat()
-    return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
-
-
-def _give_to_directory_owner(fd: int, directory: Path) -> None:
-    owner = _directory_owner(directory)
-    if owner is not None and stat.S_ISREG(os.fstat(fd).st_mode):
-        os.fchown(fd, *owner)
 
 
 def vault_path(config: Config) -> Path:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from limits.aio.storage import MovingWindowSupport, Storage
 
-from totpd.files import write_atomic
+from totpd.files import fsync_directory, open_append, open_lock, open_read, write_atomic
 
 JOURNAL_FILE = "lockout.journal"
 COMPACT_AFTER_RECORDS = 1024
@@ -155,7 +155,7 @@ class JournalWindows(Storage, MovingWindowSupport):
 
     @contextmanager
     def _flocked(self) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_lock(self._lock_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -165,7 +165,7 @@ class JournalWindows(Storage, MovingWindowSupport):
     def _replay(self) -> None:
         """Bring memory up to date with the journal: new lines, or all of it if replaced."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_read(self.path)
         except FileNotFoundError:
             self._forget_all(None)
             return
@@ -241,7 +241,7 @@ class JournalWindows(Storage, MovingWindowSupport):
         """Append records, fsync, and replay them (memory is always the file's replay)."""
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
         payload = (b"\n" if self._torn else b"") + text.encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_append(self.path)
         try:
             written = 0
             while written < len(payload):
@@ -250,7 +250,7 @@ class JournalWindows(Storage, MovingWindowSupport):
         finally:
             os.close(fd)
         if self._inode is None:  # a new journal: make its directory entry durable too
-            _fsync_dir(self.path.parent)
+            fsync_directory(self.path.parent)
         self._replay()
         self._compact_if_due()
 
@@ -311,11 +311,3 @@ class JournalWindows(Storage, MovingWindowSupport):
         slack = RELEASED_SLACK_S
         if window and any(since_s - slack <= t <= until_s + slack for t in window.times):
             self._append([{"op": "release", "key": key, "from": since_s, "to": until_s}])
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
