@@ -39,6 +39,10 @@ class RosterError(TotpdError):
     """A user or account is unknown, duplicated or inconsistent."""
 
 
+class PhoneNumberError(TotpdError):
+    """An allowlist entry or a `--caller` is not a phone number; the message names the rule."""
+
+
 class LockoutUnavailable(TotpdError):
     """Lockout state cannot be read or recorded, so no PIN may be checked (fail closed)."""
 

@@ -25,6 +25,7 @@ from enum import StrEnum
 import limits
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from totpd import phone
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable
 from totpd.state import WindowStore
@@ -90,9 +91,8 @@ class LockState:
 
 
 def caller_key(caller: str) -> str:
-    """The caller layer's key: the number without `+`; every withheld caller shares one."""
-    number = caller.strip().removeprefix("+")
-    return number if number.isdigit() else WITHHELD
+    """The caller layer's key: the number in E.164 digits; every call without one shares one."""
+    return phone.caller_number(caller) or WITHHELD
 
 
 def user_key(user: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from totpd import phone
 from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import LockoutUnavailable, TotpdError
@@ -96,7 +97,7 @@ def user_rows(roster: Roster) -> list[UserRow]:
             name=user.name,
             number=user.number,
             accounts=", ".join(user.accounts) or "none",
-            callers=", ".join(user.callers) or "any number",
+            callers=", ".join(phone.shown(c) for c in user.callers) or "any number",
         )
         for user in roster.users.values()
     ]
