@@ -29,7 +29,7 @@ from totpd.config import Config, LockoutConfig
 from totpd.emulator import plain_text
 from totpd.enrol import Enrolment
 from totpd.enrol.commit import store_enrolments
-from totpd.lockout import Admission, Lockout, global_window
+from totpd.lockout import Admission, CallerClass, Lockout, global_window
 from totpd.otp import Account
 from totpd.pins import PinHasher
 from totpd.roster import RosterFile
@@ -129,12 +129,18 @@ def open_lockout(state_dir: Path, **limits: str) -> Lockout:
     return Lockout(config, JournalWindows(state_dir, *global_window(config)))
 
 
-async def wrong_pins(lockout: Lockout, caller: str, user: str, count: int) -> list[Admission]:
+async def wrong_pins(
+    lockout: Lockout,
+    caller: str,
+    user: str,
+    count: int,
+    caller_class: CallerClass = CallerClass.UNLISTED,
+) -> list[Admission]:
     """`count` wrong PINs in a row: admitted ones are recorded as failures, as the web layer
     does."""
     outcomes = []
     for _ in range(count):
-        admission = await lockout.admit(caller, user)
+        admission = await lockout.admit(caller, user, caller_class)
         if admission.refused_by is None:
             await lockout.record_failure(admission)
         outcomes.append(admission)

@@ -109,12 +109,18 @@ class PinConfig:
 
 @dataclass(frozen=True)
 class LockoutConfig:
-    """[lockout]: sliding-window limits on PIN failures, and where they are kept."""
+    """[lockout]: sliding-window limits on PIN failures, and where they are kept.
+
+    `global` bounds the attempts from callers who are not on the allowlist of the user they
+    try (for an installation without allowlists: every attempt, as before); `global_listed`
+    those from a number on it (docs/lockout.md).
+    """
 
     storage: str = "embedded"
     per_caller: str = "3 per 15 minutes"
     per_user: str = "5 per hour"
     global_: str = "10 per day"
+    global_listed: str = "10 per day"
 
 
 @dataclass(frozen=True)
@@ -228,8 +234,8 @@ def _validate(config: Config) -> Config:
         if not low <= value <= high:
             raise ConfigError(f"{key}: {value} is out of range {low}..{high}")
     _check_url("server.public_url", config.server.public_url)
-    for key in ("per_caller", "per_user", "global"):
-        text = getattr(config.lockout, key.replace("global", "global_"))
+    for key in ("per_caller", "per_user", "global", "global_listed"):
+        text = getattr(config.lockout, "global_" if key == "global" else key)
         try:
             limits.parse(text)
         except ValueError:

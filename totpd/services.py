@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
-from totpd.lockout import Lockout, LockState, global_window
+from totpd.lockout import CallerClass, Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
 from totpd.notify import Notifier, open_notifier
 from totpd.pins import PinHasher
@@ -96,16 +96,20 @@ def read_lockouts(config: Config) -> list[LockState]:
 
 
 def clear_lockouts(
-    config: Config, caller: str | None = None, user: str | None = None
+    config: Config,
+    caller: str | None = None,
+    user: str | None = None,
+    global_class: CallerClass | None = None,
 ) -> list[LockState]:
-    """Clear a caller's, a user's or every lockout; return what was on record before.
+    """Clear a caller's, a user's, a class's global or every lockout; return what was on
+    record before.
 
     Safe while the daemon runs: it replays the embedded journal before every PIN, and Redis
     is shared.
     """
 
     async def clear(lockout: Lockout) -> list[LockState]:
-        return await lockout.unlock(caller, user)
+        return await lockout.unlock(caller, user, global_class)
 
     return _with_lockout(config, clear)
 

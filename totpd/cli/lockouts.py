@@ -8,6 +8,7 @@ import argparse
 
 from totpd.cli.parser import Commands, add_command
 from totpd.config import Config
+from totpd.lockout import CallerClass
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
@@ -23,10 +24,12 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_unlock(args: argparse.Namespace, config: Config) -> int:
-    """Clear lockouts: every layer, or only --caller NUMBER's and/or --user NAME's."""
+    """Clear lockouts: every window, or only --caller NUMBER's, --user NAME's and/or one
+    class's global window."""
     from totpd.services import clear_lockouts
 
-    cleared = clear_lockouts(config, args.caller, args.user)
+    global_class = CallerClass(args.global_class) if args.global_class else None
+    cleared = clear_lockouts(config, args.caller, args.user, global_class)
     for state in cleared:
         print(f"cleared {state.describe()}")
     print(f"unlocked ({len(cleared)} window(s) had failures on record)")
@@ -38,4 +41,10 @@ def register(commands: Commands) -> None:
     add_command(commands, "status", cmd_status)
     unlock = add_command(commands, "unlock", cmd_unlock)
     unlock.add_argument("--caller", metavar="NUMBER", help='only this caller ("withheld" too)')
-    unlock.add_argument("--user", metavar="NAME", help="only this user")
+    unlock.add_argument("--user", metavar="NAME", help="only this user (both classes)")
+    unlock.add_argument(
+        "--global",
+        dest="global_class",
+        choices=[c.value for c in CallerClass],
+        help="only the global window of callers on (listed) or off (unlisted) an allowlist",
+    )
