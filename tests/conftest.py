@@ -16,6 +16,7 @@ from pytest_aiohttp import AiohttpClient
 
 from tests.admin.helpers import CHROMIUM
 from tests.helpers import (
+    FAST_ARGON2,
     SIGNATURE_SECRET,
     Client,
     Vonage,
@@ -162,8 +163,10 @@ async def open_app(tmp_path: Path) -> AsyncIterator[Opener]:
     servers: list[WebhookServer] = []
     session = new_session()
 
-    async def start(extra: str = "", **limits: str) -> tuple[Services, Line]:
-        path = write_config(tmp_path, lockout_config(**limits) + extra)
+    async def start(
+        extra: str = "", pins: str = FAST_ARGON2, **limits: str
+    ) -> tuple[Services, Line]:
+        path = write_config(tmp_path, lockout_config(**limits) + extra, pins=pins)
         config = config_module.load(path)
         config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not (config.paths.state_dir / "directory.json").exists():

@@ -62,8 +62,9 @@ Client = TestClient[web.BaseRequest, None]  # a client of the webhook listener
 
 
 # The demo installation ----------------------------------------------------------------------
-def write_config(tmp_path: Path, extra: str = "", **server: Any) -> Path:
-    """A config file in tmp_path with fast Argon2 and the test application id."""
+def write_config(tmp_path: Path, extra: str = "", pins: str = FAST_ARGON2, **server: Any) -> Path:
+    """A config file in tmp_path with fast Argon2 (or the `[pins]` section `pins`) and the
+    test application id."""
     listen = server.get("listen", "127.0.0.1:8080")
     metrics = server.get("metrics", "127.0.0.1:9464")
     text = f"""
@@ -79,7 +80,7 @@ listen = "{metrics}"
 
 [paths]
 state_dir = "{tmp_path / "state"}"
-{FAST_ARGON2}
+{pins}
 {extra}
 """
     path = tmp_path / "totpd.toml"

@@ -43,6 +43,7 @@ WITHHELD = "(withheld)"
 UNKNOWN_USER = "(unknown)"
 EVERYONE = "all"  # the unlisted global window's storage key, as before there were classes
 REPORT_EVERY_S = 1.0
+COST_WEIGHT = 0.2  # of the newest sample in the running mean of what counting costs
 
 log = logging.getLogger("totpd.lockout")
 
@@ -194,6 +195,10 @@ class Lockout:
         self._per_caller = limits.parse(config.per_caller)
         self._per_user = limits.parse(config.per_user)
         self._reported_s = float("-inf")
+        # What counting and recording a wrong PIN costs the storage, lately (a running mean):
+        # a refusal, which writes nothing, is padded to it so that it cannot be heard.
+        self.counting_cost_s = 0.0
+        self._costs_noted = 0
 
     def limit(self, window: Window) -> limits.RateLimitItem:
         """The limit a window is counted against."""
@@ -211,6 +216,12 @@ class Lockout:
             Window(Layer.CALLER, caller_key(caller), None, self.scope),
             Window(Layer.USER, user_key(user), caller_class, self.scope),
         ]
+
+    def note_counting_cost(self, seconds: float) -> None:
+        """Fold what counting and recording one wrong PIN took into `counting_cost_s`."""
+        weight = 1.0 if self._costs_noted == 0 else COST_WEIGHT
+        self.counting_cost_s += weight * (seconds - self.counting_cost_s)
+        self._costs_noted += 1
 
     def in_scope(self, state: LockState) -> bool:
         """True for this instance's own windows."""

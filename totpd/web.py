@@ -266,8 +266,10 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     under concurrency and crashes.
 
     An attempt that cannot succeed (a keypad number nobody has, or a caller not on the user's
-    allowlist) is counted like any other but never meets the user's hash: the dummy hash takes
-    the same time, so the answer cannot tell them apart.
+    allowlist) is counted like any other but never meets the user's hash. Every refusal (that
+    one, a locked window, storage that cannot count) is checked against the dummy hash in the
+    same thread pool: it takes as long as a wrong PIN, so a lockout, an allowlist or a user that
+    does not exist cannot be heard in the time the answer takes.
     """
     metrics = services.metrics
     lockout = services.lockout
@@ -275,18 +277,22 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     user = roster.users.get(call.user)
     caller_class = classify(user, call.caller)
     allowed = user is not None and user.allows(call.caller)
+    started_s = time.perf_counter()
     try:
         admission = await lockout.admit(call.caller, call.user, caller_class)
     except LockoutUnavailable as exc:
         log.error("no PIN checked: %s", exc)
+        await _refuse_in_time(services, pin, started_s)
         metrics.pin_failures.labels("unavailable", caller_class).inc()
         return _pin_logged(call, PinChecked(PinVerdict.UNAVAILABLE), caller_class)
     if admission.refused_by is not None:
+        await _refuse_in_time(services, pin, started_s)
         metrics.pin_failures.labels(admission.refused_by, caller_class).inc()
         await lockout.report(metrics.set_locked)
         return _pin_logged(
             call, PinChecked(PinVerdict.LOCKED), caller_class, layer=admission.refused_by
         )
+    counted_s = time.perf_counter() - started_s
     check = await services.pins.verify(user.pin_hash if allowed and user else None, pin)
     if check.ok and user is not None:
         await lockout.give_back(admission)
@@ -300,12 +306,24 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
         return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices), caller_class)
     refused_by = "pin" if allowed else "no_user" if user is None else "allowlist"
     metrics.pin_failures.labels(refused_by, caller_class).inc()
-    if tripped := await lockout.record_failure(admission):
+    recorded_s = time.perf_counter()
+    tripped = await lockout.record_failure(admission)
+    lockout.note_counting_cost(counted_s + time.perf_counter() - recorded_s)
+    if tripped:
         await lockout.report(metrics.set_locked, force=True)
     for state in tripped:
         services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
     verdict = PinVerdict.CALLER_NOT_ALLOWED if refused_by == "allowlist" else PinVerdict.WRONG
     return _pin_logged(call, PinChecked(verdict), caller_class)
+
+
+async def _refuse_in_time(services: Services, pin: str, started_s: float) -> None:
+    """Spend on a refusal what a wrong PIN costs: the dummy Argon2 check, in the same thread
+    pool, and what counting and recording an attempt has lately cost the storage (fsyncs a
+    refusal does not make)."""
+    await services.pins.verify(None, pin)
+    storage_s = services.lockout.counting_cost_s - (time.perf_counter() - started_s)
+    await asyncio.sleep(max(0.0, storage_s))
 
 
 async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
