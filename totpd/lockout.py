@@ -116,7 +116,6 @@ class Admission:
 
     refused_by: Layer | None
     counted: tuple[CountedAttempt, ...] = ()
-    caller_class: CallerClass = CallerClass.UNLISTED
 
 
 @dataclass(frozen=True)
@@ -157,6 +156,16 @@ class LockState:
 def caller_key(caller: str) -> str:
     """The caller layer's key: the number in E.164 digits; every call without one shares one."""
     return phone.caller_number(caller) or WITHHELD
+
+
+def named_caller_key(text: str) -> str:
+    """The caller window an admin names: "withheld", or a number as people write it.
+
+    Raises PhoneNumberError for anything else: never a guess at which window was meant.
+    """
+    if text.strip().lower() == phone.WITHHELD_WORD:
+        return WITHHELD
+    return phone.parse_number(text)
 
 
 def user_key(user: str) -> str:
@@ -240,7 +249,7 @@ class Lockout:
         try:
             for window in windows:  # reads first: a flood while locked out writes nothing
                 if not await self._limiter.test(self.limit(window), *window.identifiers()):
-                    return Admission(window.layer, caller_class=caller_class)
+                    return Admission(window.layer)
             for window in windows:
                 since_s = time.time()
                 if not await self._limiter.hit(self.limit(window), *window.identifiers()):
@@ -248,11 +257,11 @@ class Lockout:
                     # places this one took in the other layers go back (if that fails, they
                     # stay counted: an error on the side of the lockout).
                     await self.give_back(Admission(None, tuple(counted)))
-                    return Admission(window.layer, caller_class=caller_class)
+                    return Admission(window.layer)
                 counted.append(CountedAttempt(window, since_s, time.time()))
         except Exception as exc:  # any storage failure: fail closed
             raise _unavailable(exc) from None
-        return Admission(None, tuple(counted), caller_class)
+        return Admission(None, tuple(counted))
 
     async def give_back(self, admission: Admission) -> None:
         """The PIN was right: give this attempt back (earlier failures stay counted).
@@ -361,23 +370,44 @@ class Lockout:
 
         Returns what was on record before in the windows cleared.
         """
-        before = await self.status()
         targets: list[Window] = []
         if caller is not None:
-            targets.append(Window(Layer.CALLER, caller_key(caller), None, self.scope))
+            targets.append(Window(Layer.CALLER, named_caller_key(caller), None, self.scope))
         if user is not None:
             targets += [Window(Layer.USER, user_key(user), c, self.scope) for c in CallerClass]
         if global_class is not None:
             targets.append(Window(Layer.GLOBAL, global_class, global_class, self.scope))
-        try:
-            if not targets:
+        before = await self.status()
+        if not targets:
+            try:
                 await self.store.storage.reset()
-                return before
-            for window in targets:
+            except Exception as exc:
+                raise _unavailable(exc) from None
+            return before
+        await self._clear(targets)
+        return [s for s in before if s.window in targets]
+
+    async def unlock_window(self, storage_key: str) -> LockState | None:
+        """Clear exactly the window `status` reported with this `storage_key`, in any scope;
+        None (and nothing cleared) when no window with failures on record has it."""
+        found = next((s for s in await self.status() if s.storage_key == storage_key), None)
+        if found is not None:
+            await self._clear([found.window])
+        return found
+
+    async def unlock_scope(self) -> list[LockState]:
+        """Clear every window of this instance's scope (the phone's, or the admin page's);
+        return what was on record before."""
+        states = [s for s in await self.status() if self.in_scope(s)]
+        await self._clear([s.window for s in states])
+        return states
+
+    async def _clear(self, windows: list[Window]) -> None:
+        try:
+            for window in windows:
                 await self._limiter.clear(self.limit(window), *window.identifiers())
         except Exception as exc:
             raise _unavailable(exc) from None
-        return [s for s in before if s.window in targets]
 
     async def report(
         self, set_count: Callable[[Layer, str, int], None], force: bool = False

@@ -100,9 +100,11 @@ def clear_lockouts(
     caller: str | None = None,
     user: str | None = None,
     global_class: CallerClass | None = None,
+    admin_page: bool = False,
 ) -> list[LockState]:
-    """Clear a caller's, a user's, a class's global or every lockout; return what was on
-    record before.
+    """Clear a caller's, a user's, a class's global, the admin page's or every lockout; return
+    what was on record before. `caller` is "withheld" or a phone number (PhoneNumberError
+    for anything else).
 
     Safe while the daemon runs: it replays the embedded journal before every PIN, and Redis
     is shared.
@@ -111,16 +113,21 @@ def clear_lockouts(
     async def clear(lockout: Lockout) -> list[LockState]:
         return await lockout.unlock(caller, user, global_class)
 
+    async def clear_admin_page(lockout: Lockout) -> list[LockState]:
+        return await lockout.unlock_scope()
+
+    if admin_page:
+        return _with_lockout(config, clear_admin_page, ADMIN_SCOPE)
     return _with_lockout(config, clear)
 
 
 def _with_lockout(
-    config: Config, run: Callable[[Lockout], Awaitable[list[LockState]]]
+    config: Config, run: Callable[[Lockout], Awaitable[list[LockState]]], scope: str = ""
 ) -> list[LockState]:
     async def main() -> list[LockState]:
         state = open_state(config)
         try:
-            return await run(state.lockout)
+            return await run(state.admin_lockout if scope else state.lockout)
         finally:
             await state.lockout.close()
             state.close()

@@ -75,7 +75,7 @@ async def test_enrol_a_screenshot_and_hear_it_on_a_call(
     assert row.split("\t") == ["example", "Example", "TOTP", "SHA1", "6", "every 30 s", "alice"]
     assert EXAMPLE_SEED not in await browser.content()
     caller_row = await browser.inner_text(f"#lockouts tr:has(code:text-is('{CALLER}'))")
-    assert caller_row.startswith(f"caller\t{CALLER}\t1 of 3\topen")
+    assert caller_row.startswith(f"phone\tcaller\t{CALLER}\t\t1 of 3\topen")
     ARTIFACTS.mkdir(exist_ok=True)
     await browser.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
 

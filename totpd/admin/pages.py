@@ -105,25 +105,32 @@ def user_rows(roster: Roster) -> list[UserRow]:
 
 @dataclass(frozen=True)
 class HeldRow:
-    """One lockout key as listed: its layer, its key, how full its window is."""
+    """One lockout window as listed: whose it is (the phone's or the admin page's), its layer,
+    key and caller class, how full it is, and its storage key (what its Unlock posts)."""
 
+    lockout: str
     layer: str
     key: str
+    caller_class: str
     failures: int
     limit: int
     locked: bool
     until: str
+    window: str
 
 
 def _row(state: LockState) -> HeldRow:
     until = datetime.fromtimestamp(state.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     return HeldRow(
+        lockout="admin page" if state.scope else "phone",
         layer=state.layer.value,
         key=state.key,
+        caller_class=f"{state.caller_class} callers" if state.caller_class else "",
         failures=state.failures,
         limit=state.limit,
         locked=state.locked,
         until=until,
+        window=state.storage_key,
     )
 
 
