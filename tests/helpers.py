@@ -45,7 +45,7 @@ DEPLOY = REPO / "deploy"
 SIGNATURE_SECRET = "test-signature-secret-0123456789abcdef"
 APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 PUBLIC_URL = "https://totpd.example.test"
-PIN = "482916"
+PIN = "48291673"
 WRONG_PIN = "135791"
 GITHUB_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 GMAIL_SEED = "KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD"
@@ -89,7 +89,7 @@ state_dir = "{tmp_path / "state"}"
 
 
 def enrol_demo(config: Config, accounts: tuple[str, ...] = ("github",)) -> None:
-    """Enrol GitHub and Gmail, and user `alice` (PIN 482916) who hears `accounts`."""
+    """Enrol GitHub and Gmail, and user `alice` (PIN 48291673) who hears `accounts`."""
     enrolments = [
         Enrolment(Account("github", "GitHub"), GITHUB_SEED),
         Enrolment(Account("gmail", "Gmail"), GMAIL_SEED),

@@ -16,10 +16,11 @@ from totpd.users import MAX_ACCOUNTS_PER_USER, User
 
 
 def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
-    """Add a user with a PIN (from stdin, or typed twice) and the accounts they may hear."""
+    """Add a user with a PIN (from stdin, typed twice, or --generate-pin) and the accounts
+    they may hear."""
     accounts = _account_names(args.accounts)
     callers = () if args.callers is None else _caller_numbers(args.callers)
-    pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
+    assigned, pin_hash = _new_pin(config, args.generate_pin, "PIN: ")
 
     def change(current: Roster) -> Roster:
         if args.name in current.users:
@@ -29,15 +30,32 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
     print(f"added user {added.name} (keypad number {added.number})")
+    _show_assigned(assigned)
     return 0
 
 
 def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
-    """Set a user's PIN."""
-    pin_hash = PinHasher(config.pins).hash(read_secret("New PIN: ", confirm=True))
+    """Set a user's PIN (from stdin, typed twice, or --generate-pin)."""
+    assigned, pin_hash = _new_pin(config, args.generate_pin, "New PIN: ")
     _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
     print(f"PIN changed for {args.name}")
+    _show_assigned(assigned)
     return 0
+
+
+def _new_pin(config: Config, generate: bool, prompt: str) -> tuple[str, str]:
+    """(the PIN totpd assigned or "", its hash): a random one, or one a person chooses."""
+    hasher = PinHasher(config.pins)
+    if generate:
+        return hasher.generate()
+    return "", hasher.hash(read_secret(prompt, confirm=True))
+
+
+def _show_assigned(pin: str) -> None:
+    """Print an assigned PIN, once, to standard output only (never a log, never a file):
+    shown after it is stored, so a failed command shows none."""
+    if pin:
+        print(f"PIN: {pin}  (this is the only time it is shown: totpd keeps only its hash)")
 
 
 def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
@@ -118,6 +136,9 @@ def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+GENERATE_HELP = "assign a random PIN (pins.generated_length digits) and print it, once"
+
+
 def register(commands: Commands) -> None:
     """Add `user` and `admin` and their actions to the parser."""
     user = add_command(commands, "user", cmd_user_list)
@@ -126,11 +147,14 @@ def register(commands: Commands) -> None:
     add.add_argument("name")
     add.add_argument("--accounts", required=True, help="comma-separated account names")
     add.add_argument("--number", type=int, help="keypad number (default: the next free)")
+    add.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
     add.add_argument(
         "--callers",
         help="comma-separated numbers allowed to call, e.g. +44 7700 900123 (default any)",
     )
-    add_command(actions, "passwd", cmd_user_passwd).add_argument("name")
+    passwd = add_command(actions, "passwd", cmd_user_passwd)
+    passwd.add_argument("name")
+    passwd.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
     add_command(actions, "remove", cmd_user_remove).add_argument("name")
     assign = add_command(actions, "assign", cmd_user_assign)
     assign.add_argument("name")
