@@ -17,7 +17,7 @@ from tests.helpers import APPLICATION_ID, free_port
 
 SIGNATURE_SECRET = "bench-signature-secret-0123456789abcdef"  # noqa: S105 - a throwaway test value
 PUBLIC_URL = "https://totpd.bench.invalid"
-PIN = "482916"
+PIN = "48291673"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SIGNER = Signer(SIGNATURE_SECRET.encode(), APPLICATION_ID)
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")

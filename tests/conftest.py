@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from pytest_aiohttp import AiohttpClient
 
 from tests.admin.helpers import CHROMIUM
 from tests.helpers import (
+    FAST_ARGON2,
     SIGNATURE_SECRET,
     Client,
     Vonage,
@@ -25,7 +26,7 @@ from tests.helpers import (
     wait_for_port,
     write_config,
 )
-from tests.servers import RedisServer, Replica
+from tests.servers import Line, Opener, RedisServer, Replica, lockout_config, new_session
 from totpd import config as config_module
 from totpd.config import Config
 from totpd.services import Services, open_services
@@ -151,3 +152,35 @@ def replicas() -> Iterator[list[Replica]]:
     yield started
     for replica in started:
         replica.stop()
+
+
+@pytest.fixture
+async def open_app(tmp_path: Path) -> AsyncIterator[Opener]:
+    """Start the webhook listener on aiohttp's test server with a given `[lockout]` section
+    (and `extra` config text), alice enrolled; returns (services, line). Started again, it
+    keeps the state directory: a restart."""
+    opened: list[Services] = []
+    servers: list[WebhookServer] = []
+    session = new_session()
+
+    async def start(
+        extra: str = "", pins: str = FAST_ARGON2, **limits: str
+    ) -> tuple[Services, Line]:
+        path = write_config(tmp_path, lockout_config(**limits) + extra, pins=pins)
+        config = config_module.load(path)
+        config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (config.paths.state_dir / "directory.json").exists():
+            enrol_demo(config, ("github",))
+        services = open_services(config)
+        opened.append(services)
+        server = WebhookServer(services)
+        servers.append(server)
+        await server.start_server()
+        return services, Line(session, str(server.make_url("")).rstrip("/"))
+
+    yield start
+    await session.close()
+    for server in servers:
+        await server.close()
+    for services in opened:
+        services.close()

@@ -29,7 +29,7 @@ from totpd.config import Config, LockoutConfig
 from totpd.emulator import plain_text
 from totpd.enrol import Enrolment
 from totpd.enrol.commit import store_enrolments
-from totpd.lockout import Admission, Lockout, global_window
+from totpd.lockout import Admission, CallerClass, Lockout, global_window
 from totpd.otp import Account
 from totpd.pins import PinHasher
 from totpd.roster import RosterFile
@@ -45,7 +45,7 @@ DEPLOY = REPO / "deploy"
 SIGNATURE_SECRET = "test-signature-secret-0123456789abcdef"
 APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 PUBLIC_URL = "https://totpd.example.test"
-PIN = "482916"
+PIN = "48291673"
 WRONG_PIN = "135791"
 GITHUB_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 GMAIL_SEED = "KVKFKRCPNZQUYMLXOVYDSQKJKZDTSRLD"
@@ -62,8 +62,9 @@ Client = TestClient[web.BaseRequest, None]  # a client of the webhook listener
 
 
 # The demo installation ----------------------------------------------------------------------
-def write_config(tmp_path: Path, extra: str = "", **server: Any) -> Path:
-    """A config file in tmp_path with fast Argon2 and the test application id."""
+def write_config(tmp_path: Path, extra: str = "", pins: str = FAST_ARGON2, **server: Any) -> Path:
+    """A config file in tmp_path with fast Argon2 (or the `[pins]` section `pins`) and the
+    test application id."""
     listen = server.get("listen", "127.0.0.1:8080")
     metrics = server.get("metrics", "127.0.0.1:9464")
     text = f"""
@@ -79,7 +80,7 @@ listen = "{metrics}"
 
 [paths]
 state_dir = "{tmp_path / "state"}"
-{FAST_ARGON2}
+{pins}
 {extra}
 """
     path = tmp_path / "totpd.toml"
@@ -88,7 +89,7 @@ state_dir = "{tmp_path / "state"}"
 
 
 def enrol_demo(config: Config, accounts: tuple[str, ...] = ("github",)) -> None:
-    """Enrol GitHub and Gmail, and user `alice` (PIN 482916) who hears `accounts`."""
+    """Enrol GitHub and Gmail, and user `alice` (PIN 48291673) who hears `accounts`."""
     enrolments = [
         Enrolment(Account("github", "GitHub"), GITHUB_SEED),
         Enrolment(Account("gmail", "Gmail"), GMAIL_SEED),
@@ -129,12 +130,18 @@ def open_lockout(state_dir: Path, **limits: str) -> Lockout:
     return Lockout(config, JournalWindows(state_dir, *global_window(config)))
 
 
-async def wrong_pins(lockout: Lockout, caller: str, user: str, count: int) -> list[Admission]:
+async def wrong_pins(
+    lockout: Lockout,
+    caller: str,
+    user: str,
+    count: int,
+    caller_class: CallerClass = CallerClass.UNLISTED,
+) -> list[Admission]:
     """`count` wrong PINs in a row: admitted ones are recorded as failures, as the web layer
     does."""
     outcomes = []
     for _ in range(count):
-        admission = await lockout.admit(caller, user)
+        admission = await lockout.admit(caller, user, caller_class)
         if admission.refused_by is None:
             await lockout.record_failure(admission)
         outcomes.append(admission)

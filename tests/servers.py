@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.helpers import (
 from totpd import config as config_module
 from totpd import vonage
 from totpd.emulator import plain_text
+from totpd.services import Services
 
 
 class RedisServer:
@@ -196,13 +197,21 @@ class Line:
 
 
 async def place_call(
-    line: Line, caller: str, pins: Sequence[str], call_uuid: str | None = None
+    line: Line,
+    caller: str,
+    pins: Sequence[str],
+    call_uuid: str | None = None,
+    user: str = "",
 ) -> list[Heard]:
-    """One call: answer, then each PIN while the call still asks for one, then hang up."""
+    """One call: answer, then each PIN while the call still asks for one (after the keypad
+    number `user` whenever the call asks for it), then hang up."""
     call_uuid = call_uuid or str(uuidlib.uuid4())
     fields = {"from": caller, "to": CALLED, "uuid": call_uuid, "conversation_uuid": "CON-1"}
     heard = [await line.post("/webhooks/answer", fields)]
     for pin in pins:
+        if heard[-1].next_step() == "user":
+            typed = {"dtmf": {"digits": user, "timed_out": False}}
+            heard.append(await line.post("/webhooks/input/user", {**fields, **typed}))
         if heard[-1].next_step() != "pin":
             break
         dtmf = {"dtmf": {"digits": pin, "timed_out": False}}
@@ -311,3 +320,17 @@ def serve_forks() -> None:
             }
         replies.write(json.dumps(reply).encode() + b"\n")
         replies.flush()
+
+
+def pin_failures(services: Services, **labels: str) -> float:
+    """totpd_pin_failures_total summed over every series carrying `labels`, from the app's own
+    registry (layer="pin": wrong PINs that Argon2 checked against a user's real hash)."""
+    return sum(
+        found.value
+        for family in services.metrics.pin_failures.collect()
+        for found in family.samples
+        if found.name.endswith("_total") and labels.items() <= found.labels.items()
+    )
+
+
+Opener = Callable[..., Awaitable[tuple[Services, Line]]]  # the open_app fixture

@@ -22,7 +22,8 @@ def test_empty_config_gives_documented_defaults() -> None:
     assert config.admin.listen is None
     assert config.paths.state_dir == Path("/var/lib/totpd")
     assert (config.call.max_pin_attempts, config.call.min_seconds_left) == (3, 8)
-    assert config.pins.min_length == 6
+    assert (config.pins.min_length, config.pins.generated_length) == (8, 6)
+    assert config.lockout.global_listed == config.lockout.global_ == "10 per day"
 
 
 def test_the_shipped_example_is_valid() -> None:

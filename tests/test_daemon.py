@@ -283,8 +283,9 @@ def test_lockouts_show_in_status_and_gauge(daemon: Daemon) -> None:
     assert status, ready
     assert int(status[1]) >= 1
     scraped = daemon.scrape()
-    assert scraped['totpd_lockouts_active{layer="caller"}'] == 1
-    assert scraped.get('totpd_pin_failures_total{layer="pin"}', 0) >= 3
+    assert scraped['totpd_lockouts_active{class="any",layer="caller"}'] == 1
+    assert scraped['totpd_lockouts_active{class="unlisted",layer="global"}'] == 0
+    assert scraped.get('totpd_pin_failures_total{class="unlisted",layer="pin"}', 0) >= 3
     assert daemon.stop() == 0
 
 

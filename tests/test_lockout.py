@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from tests.helpers import CALLER, checked, open_lockout, wrong_pins
-from totpd.lockout import WITHHELD, Layer
+from totpd.lockout import WITHHELD, CallerClass, Layer, Window, classify
 from totpd.state.journal import JOURNAL_FILE
+from totpd.users import User
 
 
 async def test_caller_layer_trips_after_its_limit(tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ async def test_unlock_of_one_caller_leaves_the_other_layers(tmp_path: Path) -> N
     await lockout.unlock(caller=CALLER)
     left = {(s.layer, s.key): s.failures for s in await lockout.status()}
     assert left == {
-        (Layer.GLOBAL, "all"): 6,
+        (Layer.GLOBAL, "unlisted"): 6,
         (Layer.CALLER, "447700900002"): 3,
         (Layer.USER, "alice"): 3,
         (Layer.USER, "bob"): 3,
@@ -95,9 +96,53 @@ async def test_status_says_until_when(tmp_path: Path) -> None:
 async def test_old_failures_do_not_count(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     lockout = open_lockout(state_dir)
-    key = lockout.limits[Layer.CALLER].key_for(Layer.CALLER, CALLER)
+    key = lockout.storage_key(Window(Layer.CALLER, CALLER, None))
     old_s = time.time() - 901
     with (state_dir / JOURNAL_FILE).open("w") as journal:
         for _ in range(3):
             journal.write(json.dumps({"op": "hit", "key": key, "at": old_s, "ttl": 900}) + "\n")
     assert (await lockout.admit(CALLER, "alice")).refused_by is None
+
+
+def test_an_attempt_is_listed_only_from_a_number_on_the_users_own_allowlist() -> None:
+    alice = User("alice", 1, "hash", (), (CALLER,))
+    bob = User("bob", 2, "hash", ())
+    assert classify(alice, CALLER) is CallerClass.LISTED
+    assert classify(alice, "447700900002") is CallerClass.UNLISTED
+    assert classify(alice, "") is CallerClass.UNLISTED  # withheld
+    assert classify(bob, CALLER) is CallerClass.UNLISTED  # no allowlist: anyone may try
+    assert classify(None, CALLER) is CallerClass.UNLISTED  # a keypad number nobody has
+
+
+async def test_unlisted_attempts_never_spend_the_listed_windows(tmp_path: Path) -> None:
+    lockout = open_lockout(tmp_path / "state")
+    for index in range(300):
+        await wrong_pins(lockout, f"4479{index:08d}", ("alice", "bob", "")[index % 3], 1)
+    assert (await lockout.admit("447799999999", "alice")).refused_by is Layer.GLOBAL
+    listed = await lockout.admit(CALLER, "alice", CallerClass.LISTED)
+    assert listed.refused_by is None
+    locked = [s.describe().split(":")[0] for s in await lockout.status() if s.locked]
+    assert locked == ["global (unlisted callers)"]  # 10 attempts: no user window reached 5
+
+
+async def test_listed_attempts_have_a_bound_of_their_own(tmp_path: Path) -> None:
+    lockout = open_lockout(tmp_path / "state", per_user="1000 per hour", global_listed="4 per day")
+    outcomes = []
+    for index in range(30):  # spoofed numbers from alice's allowlist
+        outcomes += await wrong_pins(lockout, f"4477{index:08d}", "alice", 1, CallerClass.LISTED)
+    assert checked(outcomes) == 4
+    assert (await lockout.admit(CALLER, "bob")).refused_by is None  # unlisted: untouched
+    states = {(s.layer, s.key, s.caller_class): s.failures for s in await lockout.status()}
+    assert states[(Layer.GLOBAL, "listed", CallerClass.LISTED)] == 4
+    assert states[(Layer.USER, "alice", CallerClass.LISTED)] == 4
+
+
+async def test_unlock_of_one_global_window_leaves_the_other(tmp_path: Path) -> None:
+    lockout = open_lockout(tmp_path / "state", global_="1 per day", global_listed="1 per day")
+    await wrong_pins(lockout, CALLER, "alice", 1, CallerClass.LISTED)
+    await wrong_pins(lockout, "447700900002", "bob", 1)
+    cleared = await lockout.unlock(global_class=CallerClass.UNLISTED)
+    assert [(s.layer, s.key) for s in cleared] == [(Layer.GLOBAL, "unlisted")]
+    assert (await lockout.admit("447700900003", "bob")).refused_by is None
+    listed = await lockout.admit("447700900004", "alice", CallerClass.LISTED)
+    assert listed.refused_by is Layer.GLOBAL

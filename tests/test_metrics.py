@@ -21,7 +21,7 @@ async def test_a_scrape_answers_while_the_call_store_is_down(
     aiohttp_client: AiohttpClient,
 ) -> None:
     metrics = create_metrics()
-    metrics.pin_failures.labels("unavailable").inc()
+    metrics.pin_failures.labels("unavailable", "listed").inc()
 
     async def redis_down() -> int:
         raise StateUnavailable("shared state (Redis): ConnectionError")
@@ -29,4 +29,7 @@ async def test_a_scrape_answers_while_the_call_store_is_down(
     client = await aiohttp_client(create_metrics_app(metrics, redis_down))
     response = await client.get("/metrics")
     assert response.status == 200
-    assert '\ntotpd_pin_failures_total{layer="unavailable"} 1.0\n' in await response.text()
+    assert (
+        '\ntotpd_pin_failures_total{class="listed",layer="unavailable"} 1.0\n'
+        in await response.text()
+    )

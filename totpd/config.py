@@ -98,9 +98,14 @@ class CallConfig:
 
 @dataclass(frozen=True)
 class PinConfig:
-    """[pins]: PIN rules and Argon2id cost."""
+    """[pins]: PIN rules and Argon2id cost.
 
-    min_length: int = 6
+    NIST SP 800-63B (5.1.1.1): a secret the user chooses has at least 8 characters, one the
+    verifier assigns at random at least 6 (docs/lockout.md#the-pin-policy).
+    """
+
+    min_length: int = 8  # a PIN the user chooses
+    generated_length: int = 6  # a PIN totpd assigns (`--generate-pin`)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
@@ -109,12 +114,18 @@ class PinConfig:
 
 @dataclass(frozen=True)
 class LockoutConfig:
-    """[lockout]: sliding-window limits on PIN failures, and where they are kept."""
+    """[lockout]: sliding-window limits on PIN failures, and where they are kept.
+
+    `global` bounds the attempts from callers who are not on the allowlist of the user they
+    try (for an installation without allowlists: every attempt, as before); `global_listed`
+    those from a number on it (docs/lockout.md).
+    """
 
     storage: str = "embedded"
     per_caller: str = "3 per 15 minutes"
     per_user: str = "5 per hour"
     global_: str = "10 per day"
+    global_listed: str = "10 per day"
 
 
 @dataclass(frozen=True)
@@ -218,6 +229,7 @@ def _validate(config: Config) -> Config:
         "call.max_call_s": (call.max_call_s, 60, 3600),
         "call.voice_style": (call.voice_style, 0, 20),
         "pins.min_length": (pins.min_length, 4, 20),
+        "pins.generated_length": (pins.generated_length, 6, 20),
         "pins.argon2_time_cost": (pins.argon2_time_cost, 1, 20),
         "pins.argon2_memory_kib": (pins.argon2_memory_kib, 8192, 1 << 21),
         "pins.argon2_parallelism": (pins.argon2_parallelism, 1, 16),
@@ -228,8 +240,8 @@ def _validate(config: Config) -> Config:
         if not low <= value <= high:
             raise ConfigError(f"{key}: {value} is out of range {low}..{high}")
     _check_url("server.public_url", config.server.public_url)
-    for key in ("per_caller", "per_user", "global"):
-        text = getattr(config.lockout, key.replace("global", "global_"))
+    for key in ("per_caller", "per_user", "global", "global_listed"):
+        text = getattr(config.lockout, "global_" if key == "global" else key)
         try:
             limits.parse(text)
         except ValueError:

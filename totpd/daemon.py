@@ -14,7 +14,7 @@ from aiohttp.http import HttpProcessingError
 from totpd import systemd
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
-from totpd.lockout import Layer
+from totpd.lockout import publish_locked
 from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
 from totpd.web import create_server
@@ -93,9 +93,8 @@ async def _status(services: Services) -> str:
     except TotpdError:
         return f"{active} calls in progress, {_served(services)} served; lockout storage down"
     locked = [state for state in states if state.locked]
-    for layer in Layer:
-        count = sum(1 for state in locked if state.layer == layer)
-        services.metrics.lockouts_active.labels(layer.value).set(count)
+    phone_states = [state for state in states if services.lockout.in_scope(state)]
+    publish_locked(services.metrics.set_locked, phone_states)
     return f"{active} calls in progress, {_served(services)} served, {len(locked)} lockouts"
 
 

@@ -44,6 +44,10 @@ class StorageError(TotpdError):
     the message names the file. Nothing was changed."""
 
 
+class PhoneNumberError(TotpdError):
+    """An allowlist entry or a `--caller` is not a phone number; the message names the rule."""
+
+
 class LockoutUnavailable(TotpdError):
     """Lockout state cannot be read or recorded, so no PIN may be checked (fail closed)."""
 

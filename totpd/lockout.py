@@ -1,18 +1,26 @@
-"""Brute-force bounds: sliding windows over PIN attempts per caller, per user, and global.
+"""Brute-force bounds: sliding windows over PIN attempts per caller, per user, and global,
+for two classes of caller.
 
-Caller ID can be spoofed and users can be rotated, so the global layer (every attempt from
-anywhere) is what bounds an attacker: at most `global` PINs are checked per its window, however
-many numbers call, however often the daemon restarts, however many replicas share the load.
+Before any PIN is checked, an attempt is classified (`classify`): LISTED when the user has a
+caller allowlist and the call comes from a number on it, UNLISTED otherwise (withheld and
+unknown numbers, users without an allowlist, keypad numbers nobody has). Each class has its
+own global window and its own window per user; the caller window stays per number. So callers
+from numbers on no allowlist, however many and however often, never spend what a listed caller
+needs, and the PINs that reach a real hash are bounded per class: at most `global` unlisted and
+`global_listed` listed ones per window, however many numbers call, however often the daemon
+restarts, however many replicas share the load. Caller ID can be spoofed: a spoofed listed
+number reaches the listed windows, which is why they are bounded too.
 
 An attempt is counted *before* its PIN is checked (`admit`), in every layer, with the atomic
 hit of `limits`' moving window: concurrent calls cannot slip in between a check and a count, a
 crash during Argon2 leaves the attempt counted, and when the storage cannot record it no PIN
 is checked at all (LockoutUnavailable). A correct PIN gives its own attempt back (`give_back`)
-and nothing else: it never clears earlier failures, so it does not reset the global breaker.
+and nothing else: it never clears earlier failures, so it does not reset a global window.
 
 This module is the policy alone. The windows sit behind one seam, totpd.state.WindowStore:
 totpd.state.journal (embedded, persisted in the state directory) or totpd.state.redis (shared
-by replicas).
+by replicas). The unlisted windows keep the storage keys every window had before there were
+two classes, so an upgrade forgets no failure.
 """
 
 import logging
@@ -25,14 +33,17 @@ from enum import StrEnum
 import limits
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from totpd import phone
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable
 from totpd.state import WindowStore
+from totpd.users import User
 
 WITHHELD = "(withheld)"
 UNKNOWN_USER = "(unknown)"
-EVERYONE = "all"
+EVERYONE = "all"  # the unlisted global window's storage key, as before there were classes
 REPORT_EVERY_S = 1.0
+COST_WEIGHT = 0.2  # of the newest sample in the running mean of what counting costs
 
 log = logging.getLogger("totpd.lockout")
 
@@ -45,12 +56,56 @@ class Layer(StrEnum):
     USER = "user"
 
 
+class CallerClass(StrEnum):
+    """Who is trying, as far as the allowlists tell; also a metric label."""
+
+    LISTED = "listed"  # from a number on the allowlist of the user they try
+    UNLISTED = "unlisted"  # anyone else
+
+
+def classify(user: User | None, caller: str) -> CallerClass:
+    """The class of an attempt on `user` (None: no such keypad number) from `caller`."""
+    if user is not None and user.callers and user.allows(caller):
+        return CallerClass.LISTED
+    return CallerClass.UNLISTED
+
+
 @dataclass(frozen=True)
-class CountedAttempt:
-    """One attempt counted in one layer, between two instants (to give it back by)."""
+class Window:
+    """One window of one layer: the caller layer's is per number, whatever the class."""
 
     layer: Layer
-    key: str
+    key: str  # the number or WITHHELD; the user name or UNKNOWN_USER; the class, for global
+    caller_class: CallerClass | None  # None for the caller layer
+    scope: str = ""  # "" for the phone; another kind of guess keeps its own (the admin page)
+
+    def identifiers(self) -> tuple[str, ...]:
+        """The `limits` identifiers of this window (its storage key without the limit)."""
+        scoped = f"{self.scope}:" if self.scope else ""
+        listed = self.caller_class is CallerClass.LISTED
+        if self.layer is Layer.GLOBAL:
+            return (self.layer, scoped + (CallerClass.LISTED if listed else EVERYONE))
+        if self.layer is Layer.USER and listed:
+            return (self.layer, scoped + self.key, CallerClass.LISTED)
+        return (self.layer, scoped + self.key)
+
+    def describe(self) -> str:
+        """What the admin reads: `user alice (listed callers)`, `admin page: caller ...`."""
+        where = "admin page: " if self.scope else ""
+        if self.layer is Layer.GLOBAL:
+            name = f"global ({self.caller_class} callers)" if not self.scope else "global"
+        elif self.layer is Layer.USER and not self.scope:
+            name = f"user {self.key} ({self.caller_class} callers)"
+        else:
+            name = f"{self.layer} {self.key}"
+        return where + name
+
+
+@dataclass(frozen=True)
+class CountedAttempt:
+    """One attempt counted in one window, between two instants (to give it back by)."""
+
+    window: Window
     since_s: float
     until_s: float
 
@@ -65,10 +120,11 @@ class Admission:
 
 @dataclass(frozen=True)
 class LockState:
-    """Attempts on record for one key of one layer.
+    """Attempts on record in one window.
 
     `until_s` is when the window has room again: the end of the lockout when `locked`,
-    otherwise when the oldest attempt stops counting.
+    otherwise when the oldest attempt stops counting. `storage_key` names the window exactly
+    (`Lockout.unlock_window`).
     """
 
     layer: Layer
@@ -76,23 +132,40 @@ class LockState:
     failures: int
     limit: int
     until_s: float
+    caller_class: CallerClass | None = None
+    scope: str = ""
+    storage_key: str = ""
 
     @property
     def locked(self) -> bool:
-        """True while this key may not try another PIN."""
+        """True while this window may not take another PIN."""
         return self.failures >= self.limit
+
+    @property
+    def window(self) -> Window:
+        """The window these failures are in."""
+        return Window(self.layer, self.key, self.caller_class, self.scope)
 
     def describe(self) -> str:
         """One line for the admin, e.g. `caller 447700900001: 3/3 failures, locked until ...`."""
         until = datetime.fromtimestamp(self.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         state = f"locked until {until}" if self.locked else f"open (oldest expires {until})"
-        return f"{self.layer} {self.key}: {self.failures}/{self.limit} failures, {state}"
+        return f"{self.window.describe()}: {self.failures}/{self.limit} failures, {state}"
 
 
 def caller_key(caller: str) -> str:
-    """The caller layer's key: the number without `+`; every withheld caller shares one."""
-    number = caller.strip().removeprefix("+")
-    return number if number.isdigit() else WITHHELD
+    """The caller layer's key: the number in E.164 digits; every call without one shares one."""
+    return phone.caller_number(caller) or WITHHELD
+
+
+def named_caller_key(text: str) -> str:
+    """The caller window an admin names: "withheld", or a number as people write it.
+
+    Raises PhoneNumberError for anything else: never a guess at which window was meant.
+    """
+    if text.strip().lower() == phone.WITHHELD_WORD:
+        return WITHHELD
+    return phone.parse_number(text)
 
 
 def user_key(user: str) -> str:
@@ -101,9 +174,12 @@ def user_key(user: str) -> str:
 
 
 def global_window(config: LockoutConfig) -> tuple[str, int]:
-    """The global layer's storage key and window (s): where the journal counts a damaged record."""
+    """The unlisted global window's storage key and length (s): where the journal counts a
+    damaged record (towards a lockout of the class an attacker reaches without spoofing)."""
     item = limits.parse(config.global_)
-    return item.key_for(Layer.GLOBAL, EVERYONE), item.get_expiry()
+    return item.key_for(*Window(Layer.GLOBAL, "", CallerClass.UNLISTED).identifiers()), (
+        item.get_expiry()
+    )
 
 
 def _unavailable(exc: Exception) -> LockoutUnavailable:
@@ -111,7 +187,7 @@ def _unavailable(exc: Exception) -> LockoutUnavailable:
 
 
 class Lockout:
-    """The three layers over one window store.
+    """The three layers, for both classes, over one window store.
 
     `scope` keeps another kind of guess (the admin page's passwords) in windows of its own on
     the same store: its keys are "scope:key", so it never spends the callers' budget.
@@ -121,48 +197,68 @@ class Lockout:
         self.store = store
         self.scope = scope
         self._limiter = MovingWindowRateLimiter(store.storage)
-        self.limits = {
-            Layer.GLOBAL: limits.parse(config.global_),
-            Layer.CALLER: limits.parse(config.per_caller),
-            Layer.USER: limits.parse(config.per_user),
+        self._global = {
+            CallerClass.LISTED: limits.parse(config.global_listed),
+            CallerClass.UNLISTED: limits.parse(config.global_),
         }
+        self._per_caller = limits.parse(config.per_caller)
+        self._per_user = limits.parse(config.per_user)
         self._reported_s = float("-inf")
+        # What counting and recording a wrong PIN costs the storage, lately (a running mean):
+        # a refusal, which writes nothing, is padded to it so that it cannot be heard.
+        self.counting_cost_s = 0.0
+        self._costs_noted = 0
 
-    def _rules(self, caller: str, user: str) -> list[tuple[Layer, str]]:
-        rules = [
-            (Layer.GLOBAL, EVERYONE),
-            (Layer.CALLER, caller_key(caller)),
-            (Layer.USER, user_key(user)),
+    def limit(self, window: Window) -> limits.RateLimitItem:
+        """The limit a window is counted against."""
+        if window.layer is Layer.GLOBAL:
+            return self._global[window.caller_class or CallerClass.UNLISTED]
+        return self._per_caller if window.layer is Layer.CALLER else self._per_user
+
+    def storage_key(self, window: Window) -> str:
+        """Where `window` is kept (what `status` reports as `storage_key`)."""
+        return self.limit(window).key_for(*window.identifiers())
+
+    def _windows(self, caller: str, user: str, caller_class: CallerClass) -> list[Window]:
+        return [
+            Window(Layer.GLOBAL, caller_class, caller_class, self.scope),
+            Window(Layer.CALLER, caller_key(caller), None, self.scope),
+            Window(Layer.USER, user_key(user), caller_class, self.scope),
         ]
-        return [(layer, self._scoped(key)) for layer, key in rules]
 
-    def _scoped(self, key: str) -> str:
-        return f"{self.scope}:{key}" if self.scope else key
+    def note_counting_cost(self, seconds: float) -> None:
+        """Fold what counting and recording one wrong PIN took into `counting_cost_s`."""
+        weight = 1.0 if self._costs_noted == 0 else COST_WEIGHT
+        self.counting_cost_s += weight * (seconds - self.counting_cost_s)
+        self._costs_noted += 1
 
-    def in_scope(self, key: str) -> bool:
-        """True for this instance's own keys (an unscoped one's never hold a colon)."""
-        return key.startswith(f"{self.scope}:") if self.scope else ":" not in key
+    def in_scope(self, state: LockState) -> bool:
+        """True for this instance's own windows."""
+        return state.scope == self.scope
 
-    async def admit(self, caller: str, user: str) -> Admission:
-        """Count one PIN attempt in every layer before it is checked, or name who refuses it.
+    async def admit(
+        self, caller: str, user: str, caller_class: CallerClass = CallerClass.UNLISTED
+    ) -> Admission:
+        """Count one PIN attempt in every layer of its class before it is checked, or name the
+        layer that refuses it.
 
         Raises LockoutUnavailable when the attempt cannot be recorded: then no PIN is checked.
         """
-        rules = self._rules(caller, user)
+        windows = self._windows(caller, user, caller_class)
         counted: list[CountedAttempt] = []
         try:
-            for layer, key in rules:  # reads first: a flood while locked out writes nothing
-                if not await self._limiter.test(self.limits[layer], layer, key):
-                    return Admission(layer)
-            for layer, key in rules:
+            for window in windows:  # reads first: a flood while locked out writes nothing
+                if not await self._limiter.test(self.limit(window), *window.identifiers()):
+                    return Admission(window.layer)
+            for window in windows:
                 since_s = time.time()
-                if not await self._limiter.hit(self.limits[layer], layer, key):
+                if not await self._limiter.hit(self.limit(window), *window.identifiers()):
                     # Another attempt took the last place first. No PIN is checked, so the
                     # places this one took in the other layers go back (if that fails, they
                     # stay counted: an error on the side of the lockout).
                     await self.give_back(Admission(None, tuple(counted)))
-                    return Admission(layer)
-                counted.append(CountedAttempt(layer, key, since_s, time.time()))
+                    return Admission(window.layer)
+                counted.append(CountedAttempt(window, since_s, time.time()))
         except Exception as exc:  # any storage failure: fail closed
             raise _unavailable(exc) from None
         return Admission(None, tuple(counted))
@@ -173,7 +269,7 @@ class Lockout:
         Never raises: an attempt that cannot be given back stays counted, and is logged.
         """
         for attempt in admission.counted:
-            key = self.limits[attempt.layer].key_for(attempt.layer, attempt.key)
+            key = self.storage_key(attempt.window)
             try:
                 await self.store.release(key, attempt.since_s, attempt.until_s)
             except Exception as exc:  # the attempt stays counted: safe, and logged
@@ -181,27 +277,28 @@ class Lockout:
                 return
 
     async def record_failure(self, admission: Admission) -> list[LockState]:
-        """The PIN was wrong (already counted): log and return the layers it locked."""
+        """The PIN was wrong (already counted): log and return the windows it locked."""
         tripped = []
         for attempt in admission.counted:
-            item = self.limits[attempt.layer]
+            window = attempt.window
+            item = self.limit(window)
             try:
-                stats = await self._limiter.get_window_stats(item, attempt.layer, attempt.key)
+                stats = await self._limiter.get_window_stats(item, *window.identifiers())
             except Exception as exc:
                 log.error("lockout storage: %s", type(exc).__name__)
                 continue
             if stats.remaining > 0:
                 continue
-            layer, key = attempt.layer, attempt.key
-            state = LockState(layer, key, item.amount, item.amount, stats.reset_time)
+            state = self._state(window, item.amount, item.amount, stats.reset_time)
             tripped.append(state)
             log.warning(
                 "lockout: %s",
                 state.describe(),
                 extra={
                     "fields": {
-                        "LAYER": layer.value,
-                        "LOCKED_KEY": key,
+                        "LAYER": window.layer.value,
+                        "CALLER_CLASS": window.caller_class or "",
+                        "LOCKED_KEY": window.key,
                         "LOCKED_UNTIL": f"{state.until_s:.0f}",
                         "OUTCOME": "lockout",
                     }
@@ -209,56 +306,114 @@ class Lockout:
             )
         return tripped
 
-    def _parse(self, storage_key: str) -> tuple[Layer, str] | None:
-        """(layer, key) of a storage key made with the current limits; None for any other."""
+    def _state(self, window: Window, failures: int, limit: int, until_s: float) -> LockState:
+        return LockState(
+            window.layer,
+            window.key,
+            failures,
+            limit,
+            until_s,
+            window.caller_class,
+            window.scope,
+            self.storage_key(window),
+        )
+
+    def _parse(self, storage_key: str) -> Window | None:
+        """The window of a storage key made with the current limits; None for any other."""
         parts = storage_key.split("/")
         if len(parts) < 6 or parts[1] not in Layer.__members__.values():
             return None
-        layer, key = Layer(parts[1]), "/".join(parts[2:-3])
-        return (layer, key) if self.limits[layer].key_for(layer, key) == storage_key else None
+        layer, names = Layer(parts[1]), parts[2:-3]
+        scope, _, first = names[0].rpartition(":")
+        listed = names[1:] == [CallerClass.LISTED]
+        if layer is Layer.GLOBAL and names[1:] == []:
+            key = first if first == CallerClass.LISTED else CallerClass.UNLISTED
+            window = Window(layer, key, CallerClass(key), scope)
+        elif layer is Layer.USER and (listed or names[1:] == []):
+            caller_class = CallerClass.LISTED if listed else CallerClass.UNLISTED
+            window = Window(layer, first, caller_class, scope)
+        elif layer is Layer.CALLER and names[1:] == []:
+            window = Window(layer, first, None, scope)
+        else:
+            return None
+        return window if self.storage_key(window) == storage_key else None
 
     async def status(self) -> list[LockState]:
-        """Every key with failures on record, locked or not, global first."""
+        """Every window with failures on record, locked or not, in every scope, global first."""
         states = []
         try:
             for storage_key in await self.store.keys():
-                parsed = self._parse(storage_key)
-                if parsed is None:
+                window = self._parse(storage_key)
+                if window is None:
                     continue
-                layer, key = parsed
-                item = self.limits[layer]
-                stats = await self._limiter.get_window_stats(item, layer, key)
+                item = self.limit(window)
+                stats = await self._limiter.get_window_stats(item, *window.identifiers())
                 failures = item.amount - stats.remaining
                 if failures > 0:
-                    states.append(LockState(layer, key, failures, item.amount, stats.reset_time))
+                    states.append(self._state(window, failures, item.amount, stats.reset_time))
         except Exception as exc:
             raise _unavailable(exc) from None
-        order = list(Layer)
-        return sorted(states, key=lambda s: (order.index(s.layer), s.key))
+        layers, classes = list(Layer), [None, *CallerClass]
+        return sorted(
+            states,
+            key=lambda s: (s.scope, layers.index(s.layer), classes.index(s.caller_class), s.key),
+        )
 
-    async def unlock(self, caller: str | None = None, user: str | None = None) -> list[LockState]:
-        """Clear one caller's and/or one user's failures, or (neither given) every layer's.
+    async def unlock(
+        self,
+        caller: str | None = None,
+        user: str | None = None,
+        global_class: CallerClass | None = None,
+    ) -> list[LockState]:
+        """Clear one caller's, one user's (both classes) and/or one class's global window; or,
+        when none is given, every window of every scope.
 
-        Returns what was on record before.
+        Returns what was on record before in the windows cleared.
         """
-        before = await self.status()
-        targets = []
+        targets: list[Window] = []
         if caller is not None:
-            targets.append((Layer.CALLER, caller_key(caller)))
+            targets.append(Window(Layer.CALLER, named_caller_key(caller), None, self.scope))
         if user is not None:
-            targets.append((Layer.USER, user_key(user)))
-        try:
-            if not targets:
+            targets += [Window(Layer.USER, user_key(user), c, self.scope) for c in CallerClass]
+        if global_class is not None:
+            targets.append(Window(Layer.GLOBAL, global_class, global_class, self.scope))
+        before = await self.status()
+        if not targets:
+            try:
                 await self.store.storage.reset()
-                return before
-            for layer, key in targets:
-                await self._limiter.clear(self.limits[layer], layer, key)
+            except Exception as exc:
+                raise _unavailable(exc) from None
+            return before
+        await self._clear(targets)
+        return [s for s in before if s.window in targets]
+
+    async def unlock_window(self, storage_key: str) -> LockState | None:
+        """Clear exactly the window `status` reported with this `storage_key`, in any scope;
+        None (and nothing cleared) when no window with failures on record has it."""
+        found = next((s for s in await self.status() if s.storage_key == storage_key), None)
+        if found is not None:
+            await self._clear([found.window])
+        return found
+
+    async def unlock_scope(self) -> list[LockState]:
+        """Clear every window of this instance's scope (the phone's, or the admin page's);
+        return what was on record before."""
+        states = [s for s in await self.status() if self.in_scope(s)]
+        await self._clear([s.window for s in states])
+        return states
+
+    async def _clear(self, windows: list[Window]) -> None:
+        try:
+            for window in windows:
+                await self._limiter.clear(self.limit(window), *window.identifiers())
         except Exception as exc:
             raise _unavailable(exc) from None
-        return [s for s in before if (s.layer, s.key) in targets]
 
-    async def report(self, set_count: Callable[[Layer, int], None], force: bool = False) -> None:
-        """Publish how many keys each layer holds locked (at most once a second, unless forced)."""
+    async def report(
+        self, set_count: Callable[[Layer, str, int], None], force: bool = False
+    ) -> None:
+        """Publish how many windows each layer and class holds locked (at most once a second,
+        unless forced)."""
         now_s = time.monotonic()
         if not force and now_s - self._reported_s < REPORT_EVERY_S:
             return
@@ -267,10 +422,17 @@ class Lockout:
             states = await self.status()
         except LockoutUnavailable:
             return
-        for layer in Layer:
-            locked = (s for s in states if s.layer is layer and s.locked and self.in_scope(s.key))
-            set_count(layer, sum(1 for _ in locked))
+        publish_locked(set_count, [s for s in states if self.in_scope(s)])
 
     async def close(self) -> None:
         """Release the storage's connections."""
         await self.store.close()
+
+
+def publish_locked(set_count: Callable[[Layer, str, int], None], states: list[LockState]) -> None:
+    """Set `totpd_lockouts_active{layer, class}` from `states` (the caller layer's windows
+    are per number, whatever the class: `class="any"`)."""
+    locked = [(s.layer, s.caller_class or "any") for s in states if s.locked]
+    for layer in Layer:
+        for label in ["any"] if layer is Layer.CALLER else list(CallerClass):
+            set_count(layer, label, locked.count((layer, label)))

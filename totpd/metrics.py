@@ -44,6 +44,10 @@ class Metrics:
     notification_seconds: Histogram
     notification_targets: Gauge
 
+    def set_locked(self, layer: str, caller_class: str, count: int) -> None:
+        """Set how many windows of one layer and caller class are locked now."""
+        self.lockouts_active.labels(layer, caller_class).set(count)
+
 
 def create_metrics() -> Metrics:
     """A fresh registry with every totpd metric and the process/platform collectors."""
@@ -56,14 +60,16 @@ def create_metrics() -> Metrics:
         calls=Counter("totpd_calls", "Calls ended, by outcome", ["outcome"], registry=registry),
         pin_failures=Counter(
             "totpd_pin_failures",
-            "PIN entries refused, by the layer that refused them (pin = wrong PIN)",
-            ["layer"],
+            "PIN entries refused, by what refused them (pin = a wrong PIN checked against a"
+            " user's hash; allowlist, no_user = never checked, it could not succeed) and the"
+            " caller's class (listed, unlisted)",
+            ["layer", "class"],
             registry=registry,
         ),
         lockouts_active=Gauge(
             "totpd_lockouts_active",
-            "Lockouts currently in force, by layer",
-            ["layer"],
+            "Lockout windows locked now, by layer and caller class (any: the caller layer)",
+            ["layer", "class"],
             registry=registry,
         ),
         webhook_seconds=Histogram(

@@ -1,4 +1,11 @@
-"""PINs: the policy, and Argon2id hashes verified with equal work whether or not a user exists."""
+"""PINs: the policy, assigned PINs, and Argon2id hashes verified with equal work whether or not
+a user exists.
+
+The policy follows NIST SP 800-63B (5.1.1.1): a PIN the user chooses has at least
+`pins.min_length` digits (8 by default), one totpd assigns at random `pins.generated_length`
+(6 by default). Neither may be repeated or sequential digits. A PIN set before the policy
+changed keeps working: the policy applies when a PIN is set.
+"""
 
 import asyncio
 import contextlib
@@ -35,11 +42,17 @@ def _lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ARGON2_NICENESS)
 
 
+def _too_easy(pin: str) -> bool:
+    """Repeated or sequential digits: the first PINs anyone tries."""
+    return len(set(pin)) == 1 or pin in "01234567890123456789" or pin in "98765432109876543210"
+
+
 class PinHasher:
     """Hashes and verifies PINs with Argon2id, off the event loop, in a bounded thread pool."""
 
     def __init__(self, config: PinConfig) -> None:
         self.min_length = config.min_length
+        self.generated_length = config.generated_length
         self._hasher = argon2.PasswordHasher(
             time_cost=config.argon2_time_cost,
             memory_cost=config.argon2_memory_kib,
@@ -55,18 +68,30 @@ class PinHasher:
         )
 
     def check_policy(self, pin: str) -> None:
-        """Raise RosterError (naming the rule, never the PIN) if `pin` is not acceptable."""
+        """Raise RosterError (naming the rule, never the PIN) if `pin`, chosen by a person, is
+        not acceptable."""
         if not pin.isascii() or not pin.isdigit():
             raise RosterError("a PIN is keypad digits only (0-9)")
         if not self.min_length <= len(pin) <= MAX_DIGITS:
-            raise RosterError(f"a PIN has {self.min_length} to {MAX_DIGITS} digits")
-        if len(set(pin)) == 1 or pin in "01234567890123456789" or pin in "98765432109876543210":
+            raise RosterError(
+                f"a PIN you choose has {self.min_length} to {MAX_DIGITS} digits (or let totpd"
+                f" assign a random {self.generated_length}-digit one: --generate-pin)"
+            )
+        if _too_easy(pin):
             raise RosterError("that PIN is too easy to guess (repeated or sequential digits)")
 
     def hash(self, pin: str) -> str:
-        """An Argon2id hash of a PIN that meets the policy."""
+        """An Argon2id hash of a PIN a person chose that meets the policy."""
         self.check_policy(pin)
         return self._hasher.hash(pin)
+
+    def generate(self) -> tuple[str, str]:
+        """A random PIN of `generated_length` digits, from `secrets` (drawn again if it comes
+        out repeated or sequential), and its hash."""
+        while True:
+            pin = "".join(secrets.choice("0123456789") for _ in range(self.generated_length))
+            if not _too_easy(pin):
+                return pin, self._hasher.hash(pin)
 
     def verify_sync(self, pin_hash: str | None, pin: str) -> PinCheck:
         """Verify `pin` against `pin_hash`, or against a dummy hash when there is no user."""

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
-from totpd.lockout import Lockout, LockState, global_window
+from totpd.lockout import CallerClass, Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
 from totpd.notify import Notifier, open_notifier
 from totpd.pins import PinHasher
@@ -96,27 +96,38 @@ def read_lockouts(config: Config) -> list[LockState]:
 
 
 def clear_lockouts(
-    config: Config, caller: str | None = None, user: str | None = None
+    config: Config,
+    caller: str | None = None,
+    user: str | None = None,
+    global_class: CallerClass | None = None,
+    admin_page: bool = False,
 ) -> list[LockState]:
-    """Clear a caller's, a user's or every lockout; return what was on record before.
+    """Clear a caller's, a user's, a class's global, the admin page's or every lockout; return
+    what was on record before. `caller` is "withheld" or a phone number (PhoneNumberError
+    for anything else).
 
     Safe while the daemon runs: it replays the embedded journal before every PIN, and Redis
     is shared.
     """
 
     async def clear(lockout: Lockout) -> list[LockState]:
-        return await lockout.unlock(caller, user)
+        return await lockout.unlock(caller, user, global_class)
 
+    async def clear_admin_page(lockout: Lockout) -> list[LockState]:
+        return await lockout.unlock_scope()
+
+    if admin_page:
+        return _with_lockout(config, clear_admin_page, ADMIN_SCOPE)
     return _with_lockout(config, clear)
 
 
 def _with_lockout(
-    config: Config, run: Callable[[Lockout], Awaitable[list[LockState]]]
+    config: Config, run: Callable[[Lockout], Awaitable[list[LockState]]], scope: str = ""
 ) -> list[LockState]:
     async def main() -> list[LockState]:
         state = open_state(config)
         try:
-            return await run(state.lockout)
+            return await run(state.admin_lockout if scope else state.lockout)
         finally:
             await state.lockout.close()
             state.close()

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from totpd import phone
 from totpd.errors import RosterError
 from totpd.otp import NAME_PATTERN
 
@@ -16,9 +17,13 @@ class User:
     number: int
     pin_hash: str
     accounts: tuple[str, ...]
-    callers: tuple[str, ...] = ()  # caller-ID allowlist; empty means any number
+    # The caller-ID allowlist, E.164 digits (totpd.phone); empty means any number.
+    callers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # Every path in (the CLI, a directory file an older totpd wrote with "+44 ...") ends in
+        # the one stored form. An entry that is no number stays as it is and matches no call.
+        object.__setattr__(self, "callers", tuple(phone.stored_number(c) for c in self.callers))
         if not NAME_PATTERN.fullmatch(self.name):
             raise RosterError(
                 f"user name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
@@ -31,5 +36,9 @@ class User:
         return f"User(name={self.name!r}, number={self.number}, accounts={self.accounts!r})"
 
     def allows(self, caller: str) -> bool:
-        """True when `caller` may use this user's PIN."""
-        return not self.callers or caller in self.callers
+        """True when `caller` (E.164 digits, "" when withheld) may use this user's PIN."""
+        return not self.callers or (phone.is_number(caller) and caller in self.callers)
+
+    def unusable_callers(self) -> tuple[str, ...]:
+        """Allowlist entries that are not phone numbers (written before totpd checked them)."""
+        return tuple(c for c in self.callers if not phone.is_number(c))

@@ -21,12 +21,12 @@ from typing import Any
 
 import orjson
 
+from totpd import phone
 from totpd.errors import WebhookRejected
 from totpd.keypad import MAX_DIGITS
 
 DIGITS_PATTERN = re.compile(rf"[0-9*#]{{0,{MAX_DIGITS}}}")
 UUID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
-CALLER_PATTERN = re.compile(r"\+?[0-9]{1,20}")
 FINAL_STATUSES = frozenset(
     {
         "completed",
@@ -166,7 +166,7 @@ class CallStart:
     """The answer webhook: a call arrived."""
 
     uuid: str
-    caller: str  # "" when withheld or not a phone number
+    caller: str  # E.164 digits (totpd.phone); "" when withheld or not a phone number
 
 
 @dataclass(frozen=True)
@@ -216,9 +216,7 @@ def _uuid(fields: dict[str, Any]) -> str:
 
 def parse_answer(fields: dict[str, Any]) -> CallStart:
     """The answer webhook's parameters (query for GET, JSON body for POST)."""
-    caller = fields.get("from")
-    number = caller if isinstance(caller, str) and CALLER_PATTERN.fullmatch(caller) else ""
-    return CallStart(uuid=_uuid(fields), caller=number.removeprefix("+"))
+    return CallStart(uuid=_uuid(fields), caller=phone.caller_number(fields.get("from")))
 
 
 def _dtmf(value: Any) -> tuple[str, bool]:

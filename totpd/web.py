@@ -28,6 +28,7 @@ from totpd.errors import (
     WebhookRejected,
 )
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.lockout import CallerClass, classify
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, Reading, reading_at
 from totpd.roster import Roster
@@ -268,29 +269,40 @@ async def _event_from_input(
 
 
 async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
-    """Count the attempt first (a tripped layer means no Argon2 at all), then the PIN, then the
-    allowlist. Counting before checking keeps the bound under concurrency and crashes."""
+    """Classify the attempt and count it in its class's windows first (a tripped layer means
+    no check of a real hash), then check the PIN. Counting before checking keeps the bound
+    under concurrency and crashes.
+
+    An attempt that cannot succeed (a keypad number nobody has, or a caller not on the user's
+    allowlist) is counted like any other but never meets the user's hash. Every refusal (that
+    one, a locked window, storage that cannot count) is checked against the dummy hash in the
+    same thread pool: it takes as long as a wrong PIN, so a lockout, an allowlist or a user that
+    does not exist cannot be heard in the time the answer takes.
+    """
     metrics = services.metrics
     lockout = services.lockout
     roster = services.roster.current()
     user = roster.users.get(call.user)
-
-    def gauge(layer: str, count: int) -> None:
-        metrics.lockouts_active.labels(layer).set(count)
-
+    caller_class = classify(user, call.caller)
+    allowed = user is not None and user.allows(call.caller)
+    started_s = time.perf_counter()
     try:
-        admission = await lockout.admit(call.caller, call.user)
+        admission = await lockout.admit(call.caller, call.user, caller_class)
     except LockoutUnavailable as exc:
         log.error("no PIN checked: %s", exc)
-        metrics.pin_failures.labels("unavailable").inc()
-        return _pin_logged(call, PinChecked(PinVerdict.UNAVAILABLE))
+        await _refuse_in_time(services, pin, started_s)
+        metrics.pin_failures.labels("unavailable", caller_class).inc()
+        return _pin_logged(call, PinChecked(PinVerdict.UNAVAILABLE), caller_class)
     if admission.refused_by is not None:
-        metrics.pin_failures.labels(admission.refused_by).inc()
-        await lockout.report(gauge)
-        return _pin_logged(call, PinChecked(PinVerdict.LOCKED), layer=admission.refused_by)
-    check = await services.pins.verify(user.pin_hash if user else None, pin)
-    allowed = user is not None and user.allows(call.caller)
-    if check.ok and allowed and user is not None:
+        await _refuse_in_time(services, pin, started_s)
+        metrics.pin_failures.labels(admission.refused_by, caller_class).inc()
+        await lockout.report(metrics.set_locked)
+        return _pin_logged(
+            call, PinChecked(PinVerdict.LOCKED), caller_class, layer=admission.refused_by
+        )
+    counted_s = time.perf_counter() - started_s
+    check = await services.pins.verify(user.pin_hash if allowed and user else None, pin)
+    if check.ok and user is not None:
         await lockout.give_back(admission)
         if check.new_hash:
             await _store_rehash(services, user.name, check.new_hash)
@@ -299,14 +311,27 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
             for name in user.accounts
             if name in roster.accounts
         )
-        return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices))
-    metrics.pin_failures.labels("pin").inc()
-    if tripped := await lockout.record_failure(admission):
-        await lockout.report(gauge, force=True)
+        return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices), caller_class)
+    refused_by = "pin" if allowed else "no_user" if user is None else "allowlist"
+    metrics.pin_failures.labels(refused_by, caller_class).inc()
+    recorded_s = time.perf_counter()
+    tripped = await lockout.record_failure(admission)
+    lockout.note_counting_cost(counted_s + time.perf_counter() - recorded_s)
+    if tripped:
+        await lockout.report(metrics.set_locked, force=True)
     for state in tripped:
         services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
-    verdict = PinVerdict.CALLER_NOT_ALLOWED if check.ok else PinVerdict.WRONG
-    return _pin_logged(call, PinChecked(verdict))
+    verdict = PinVerdict.CALLER_NOT_ALLOWED if refused_by == "allowlist" else PinVerdict.WRONG
+    return _pin_logged(call, PinChecked(verdict), caller_class)
+
+
+async def _refuse_in_time(services: Services, pin: str, started_s: float) -> None:
+    """Spend on a refusal what a wrong PIN costs: the dummy Argon2 check, in the same thread
+    pool, and what counting and recording an attempt has lately cost the storage (fsyncs a
+    refusal does not make)."""
+    await services.pins.verify(None, pin)
+    storage_s = services.lockout.counting_cost_s - (time.perf_counter() - started_s)
+    await asyncio.sleep(max(0.0, storage_s))
 
 
 async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
@@ -387,15 +412,23 @@ def _next_hotp(services: Services, name: str, secret: str) -> Reading:
     return taken[-1]
 
 
-def _pin_logged(call: Call, checked: PinChecked, layer: str = "") -> PinChecked:
-    fields = {"CALL_UUID": call.uuid, "STEP": "pin", "OUTCOME": checked.verdict.value}
+def _pin_logged(
+    call: Call, checked: PinChecked, caller_class: CallerClass, layer: str = ""
+) -> PinChecked:
+    fields = {
+        "CALL_UUID": call.uuid,
+        "STEP": "pin",
+        "OUTCOME": checked.verdict.value,
+        "CALLER_CLASS": caller_class.value,
+    }
     if layer:
         fields["LAYER"] = layer
     log.info(
-        "PIN %s for user %r from %s%s",
+        "PIN %s for user %r from %s (%s)%s",
         checked.verdict.value,
         call.user,
         call.caller or "withheld",
+        caller_class.value,
         f" (locked: {layer})" if layer else "",
         extra={"fields": {**fields, "USER": call.user, "CALLER": call.caller or "withheld"}},
     )

@@ -75,7 +75,7 @@ async def test_enrol_a_screenshot_and_hear_it_on_a_call(
     assert row.split("\t") == ["example", "Example", "TOTP", "SHA1", "6", "every 30 s", "alice"]
     assert EXAMPLE_SEED not in await browser.content()
     caller_row = await browser.inner_text(f"#lockouts tr:has(code:text-is('{CALLER}'))")
-    assert caller_row.startswith(f"caller\t{CALLER}\t1 of 3\topen")
+    assert caller_row.startswith(f"phone\tcaller\t{CALLER}\t\t1 of 3\topen")
     ARTIFACTS.mkdir(exist_ok=True)
     await browser.screenshot(path=str(ARTIFACTS / "admin-page.png"), full_page=True)
 
@@ -205,9 +205,9 @@ async def test_a_wrong_password_is_refused_and_counted_until_locked_out(
         await sign_in(browser, admin_page.url(), password=f"wrong password {attempt}")
         assert await browser.inner_text(".notice.error") == "Wrong password."
         assert browser.url == admin_page.url("/login")
-        failures = {(s.layer.value, s.key): s.failures for s in await lockout.status()}
-        assert failures[("user", f"admin:{LOCKOUT_USER}")] == attempt
-        assert ("global", "all") not in failures  # callers' budget untouched
+        failures = {(s.scope, s.layer.value, s.key): s.failures for s in await lockout.status()}
+        assert failures[("admin", "user", LOCKOUT_USER)] == attempt
+        assert ("", "global", "unlisted") not in failures  # callers' budget untouched
     # The caller layer allows 3 failures per 15 minutes: now even the right password waits.
     await sign_in(browser, admin_page.url())
     assert "Too many failed sign-ins" in await browser.inner_text(".notice.error")

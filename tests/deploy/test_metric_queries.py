@@ -162,8 +162,8 @@ def test_the_registry_names_match_a_real_exposition() -> None:
     """Touch every labelled metric, scrape, and find each sample name among the exported."""
     metrics = create_metrics()
     metrics.calls.labels("done").inc()
-    metrics.pin_failures.labels("pin").inc()
-    metrics.lockouts_active.labels("global").set(1)
+    metrics.pin_failures.labels("pin", "unlisted").inc()
+    metrics.lockouts_active.labels("global", "unlisted").set(1)
     metrics.webhook_seconds.labels("answer").observe(0.003)
     metrics.webhook_rejected.labels("bad_signature").inc()
     metrics.codes_read.labels("github").inc()

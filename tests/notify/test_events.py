@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from totpd.lockout import Layer, LockState
+from totpd.lockout import CallerClass, Layer, LockState
 from totpd.notify import events
 from totpd.notify.events import Event, EventKind, lockout_tripped, render
 
@@ -65,8 +65,8 @@ def test_an_unknown_user_is_said_so() -> None:
     assert "(an unknown user)" in render(code_read(user=""), LONDON).body
 
 
-def lockout(layer: Layer, until: datetime) -> Event:
-    state = LockState(layer, "ignored", 3, 3, until.timestamp())
+def lockout(layer: Layer, until: datetime, caller_class: CallerClass | None = None) -> Event:
+    state = LockState(layer, "ignored", 3, 3, until.timestamp(), caller_class)
     return lockout_tripped(state, "alice", "447700900123", AT_S)
 
 
@@ -87,14 +87,23 @@ def test_a_user_lockout_names_the_user_and_the_last_number() -> None:
     )
 
 
-def test_the_global_breaker_says_everyone_is_refused_and_how_to_reopen() -> None:
+def test_the_unlisted_breaker_says_who_is_refused_who_is_not_and_how_to_reopen() -> None:
     until = datetime(2025, 6, 3, 9, 30, tzinfo=LONDON)  # the next day: the date is given
-    body = render(lockout(Layer.GLOBAL, until), LONDON).body
-    assert "stopped checking PINs from anyone after 3 wrong PINs, until 2025-06-03 09:30 BST" in (
-        body
-    )
+    body = render(lockout(Layer.GLOBAL, until, CallerClass.UNLISTED), LONDON).body
+    assert (
+        "stopped checking PINs from callers on no allowlist after 3 wrong PINs,"
+        " until 2025-06-03 09:30 BST; calls from a number on the user's allowlist still get in"
+    ) in body
     assert "at 14:03 BST, was from +447700900123 (user alice)" in body
-    assert "`totpd unlock`" in body
+    assert "`totpd unlock --global unlisted`" in body
+
+
+def test_the_listed_breaker_says_a_listed_number_may_be_spoofed() -> None:
+    until = datetime(2025, 6, 3, 9, 30, tzinfo=LONDON)
+    body = render(lockout(Layer.GLOBAL, until, CallerClass.LISTED), LONDON).body
+    assert "stopped checking PINs from numbers on an allowlist after 3 wrong PINs" in body
+    assert "someone may be calling with a listed number" in body
+    assert "`totpd unlock --global listed`" in body
 
 
 def test_an_urgent_kind_stands_out(monkeypatch: pytest.MonkeyPatch) -> None:

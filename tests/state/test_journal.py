@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import CALLER, checked, open_lockout, wrong_pins
 from totpd.errors import LockoutUnavailable
-from totpd.lockout import Layer
+from totpd.lockout import Layer, Window
 from totpd.state.journal import COMPACT_AFTER_RECORDS, JOURNAL_FILE
 
 
@@ -82,7 +82,7 @@ async def test_a_torn_last_record_still_counts(tmp_path: Path) -> None:
 async def test_a_clock_set_back_still_counts_failures_from_the_future(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     lockout = open_lockout(state_dir)
-    key = lockout.limits[Layer.CALLER].key_for(Layer.CALLER, CALLER)
+    key = lockout.storage_key(Window(Layer.CALLER, CALLER, None))
     future_s = time.time() + 365 * 86400
     with (state_dir / JOURNAL_FILE).open("w") as journal:
         for _ in range(3):

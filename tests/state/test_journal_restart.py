@@ -30,7 +30,7 @@ async def test_the_bound_holds_before_and_after_kill_9(
     assert (first_life, second_life) == (BOUND, 0)
     assert "code is" not in right.said  # still locked out after the crash
     status = run_totpd(replica.config_path, "status")
-    assert f"global all: {BOUND}/{BOUND} failures, locked until" in status.stdout
+    assert f"global (unlisted callers): {BOUND}/{BOUND} failures, locked until" in status.stdout
 
 
 async def test_kill_9_in_the_middle_of_a_flood_loses_no_checked_attempt(
@@ -48,7 +48,7 @@ async def test_kill_9_in_the_middle_of_a_flood_loses_no_checked_attempt(
         await asyncio.gather(attack, return_exceptions=True)
         checked_before_kill = len(re.findall(r"PIN wrong", replica.log()))
         status = run_totpd(replica.config_path, "status")
-        on_record = int(re.search(r"global all: (\d+)/", status.stdout)[1])  # type: ignore[index]
+        on_record = int(re.search(r"global \(unlisted callers\): (\d+)/", status.stdout)[1])  # type: ignore[index]
         replica.start()
         await flood([line], calls=60)
         second_life = replica.pins_checked()
@@ -74,7 +74,10 @@ async def test_unlock_while_the_daemon_runs(tmp_path: Path, replicas: list[Repli
         assert f"cleared caller {caller}: 3/3 failures" in unlock.stdout
         [_, accepted] = await place_call(line, caller, [PIN])
         assert "code is" in accepted.said
-        assert "user alice: 3/5 failures" in run_totpd(replica.config_path, "status").stdout
+        assert (
+            "user alice (unlisted callers): 3/5 failures"
+            in run_totpd(replica.config_path, "status").stdout
+        )
         everything = run_totpd(replica.config_path, "unlock")
         assert everything.returncode == 0, everything.stderr
         after = run_totpd(replica.config_path, "status")

@@ -120,7 +120,7 @@ async def test_a_correct_pin_gives_back_only_its_own_attempt(
     correct = await lockout.admit("447700900001", "alice")
     await lockout.give_back(correct)
     failures = {(s.layer, s.key): s.failures for s in await lockout.status()}
-    assert failures[(Layer.GLOBAL, "all")] == 3
+    assert failures[(Layer.GLOBAL, "unlisted")] == 3
     assert failures[(Layer.USER, "alice")] == 3
     assert (Layer.CALLER, "447700900001") not in failures
 

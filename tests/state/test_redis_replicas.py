@@ -42,7 +42,7 @@ async def test_two_replicas_share_the_bound(
     assert by_b > 0  # both replicas checked PINs, from one shared budget
     assert after_restart == 0
     status = run_totpd(a.config_path, "status")
-    assert f"global all: {BOUND}/{BOUND} failures, locked until" in status.stdout
+    assert f"global (unlisted callers): {BOUND}/{BOUND} failures, locked until" in status.stdout
 
 
 async def test_a_call_moves_between_replicas_and_replays_are_shared(

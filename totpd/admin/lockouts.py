@@ -1,5 +1,6 @@
-"""The unlock buttons: the same `Lockout.unlock` that `totpd unlock` uses, on the daemon's own
-instance (the list beside them comes from `Lockout.status`, as `totpd status` does).
+"""The unlock buttons: each row's clears exactly the window it lists (the phone's or the admin
+page's), as `totpd unlock` names one; a last button clears every window, as `totpd unlock`
+does alone. The list beside them comes from `Lockout.status`, as `totpd status` does.
 """
 
 import logging
@@ -12,38 +13,42 @@ from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import AdminRefused, LockoutUnavailable
-from totpd.lockout import Layer
 
 log = logging.getLogger("totpd.admin")
+
+EVERYTHING = "everything"  # the value of the form field `window` that clears every window
 
 
 @signed_in
 async def unlock(request: web.Request, session: Session) -> web.StreamResponse:
-    """POST /lockouts/unlock: clear one caller's or user's failures, or (global) all of them."""
+    """POST /lockouts/unlock: clear the window the form names (by its storage key, which must
+    be one listed now), or every window."""
     form = await read_form(request)
     check_csrf(session, form.get("csrf"))
-    layer_text, key = form.get("layer", ""), form.get("key", "")
-    if layer_text not in Layer.__members__.values():
-        raise AdminRefused(400, "Nothing was unlocked: unknown lockout layer.")
-    layer = Layer(layer_text)
+    window = str(form.get("window", ""))
     lockout = request.app[SITE].services.lockout
     try:
-        if layer is Layer.GLOBAL:
+        if window == EVERYTHING:
             cleared = await lockout.unlock()
-        elif layer is Layer.CALLER:
-            cleared = await lockout.unlock(caller=key)
+            what = "every lockout, the phone's and the admin page's"
         else:
-            cleared = await lockout.unlock(user=key)
+            found = await lockout.unlock_window(window)
+            if found is None:
+                raise AdminRefused(
+                    400,
+                    "Nothing was unlocked: no lockout with failures on record has that name"
+                    " (it may have expired, or been cleared meanwhile).",
+                )
+            cleared, what = [found], found.window.describe()
     except LockoutUnavailable:
         raise AdminRefused(
             503, "Nothing was unlocked: the lockout storage is unavailable."
         ) from None
-    what = "every lockout" if layer is Layer.GLOBAL else f"{layer} {key}"
     log.warning(
-        "admin page cleared %s (%d keys had failures)",
+        "admin page cleared %s (%d windows had failures)",
         what,
         len(cleared),
-        extra={"fields": {"LAYER": layer.value, "OUTCOME": "unlocked"}},
+        extra={"fields": {"OUTCOME": "unlocked"}},
     )
     session.tell(Tone.OK, f"Cleared {what}.")
     return redirect("/")

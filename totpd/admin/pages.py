@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from totpd import phone
 from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import LockoutUnavailable, TotpdError
@@ -99,7 +100,7 @@ def user_rows(roster: Roster) -> list[UserRow]:
             name=user.name,
             number=user.number,
             accounts=", ".join(user.accounts) or "none",
-            callers=", ".join(user.callers) or "any number",
+            callers=", ".join(phone.shown(c) for c in user.callers) or "any number",
         )
         for user in roster.users.values()
     ]
@@ -107,25 +108,32 @@ def user_rows(roster: Roster) -> list[UserRow]:
 
 @dataclass(frozen=True)
 class HeldRow:
-    """One lockout key as listed: its layer, its key, how full its window is."""
+    """One lockout window as listed: whose it is (the phone's or the admin page's), its layer,
+    key and caller class, how full it is, and its storage key (what its Unlock posts)."""
 
+    lockout: str
     layer: str
     key: str
+    caller_class: str
     failures: int
     limit: int
     locked: bool
     until: str
+    window: str
 
 
 def _row(state: LockState) -> HeldRow:
     until = datetime.fromtimestamp(state.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     return HeldRow(
+        lockout="admin page" if state.scope else "phone",
         layer=state.layer.value,
         key=state.key,
+        caller_class=f"{state.caller_class} callers" if state.caller_class else "",
         failures=state.failures,
         limit=state.limit,
         locked=state.locked,
         until=until,
+        window=state.storage_key,
     )
 
 

@@ -8,6 +8,8 @@ import argparse
 
 from totpd.cli.parser import Commands, add_command
 from totpd.config import Config
+from totpd.errors import TotpdError
+from totpd.lockout import CallerClass
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
@@ -23,10 +25,14 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_unlock(args: argparse.Namespace, config: Config) -> int:
-    """Clear lockouts: every layer, or only --caller NUMBER's and/or --user NAME's."""
+    """Clear lockouts: every window, or only --caller NUMBER's, --user NAME's and/or one
+    class's global window."""
     from totpd.services import clear_lockouts
 
-    cleared = clear_lockouts(config, args.caller, args.user)
+    global_class = CallerClass(args.global_class) if args.global_class else None
+    if args.admin and (args.caller is not None or args.user is not None or global_class):
+        raise TotpdError("--admin clears the admin page's windows alone: give it by itself")
+    cleared = clear_lockouts(config, args.caller, args.user, global_class, args.admin)
     for state in cleared:
         print(f"cleared {state.describe()}")
     print(f"unlocked ({len(cleared)} window(s) had failures on record)")
@@ -37,5 +43,18 @@ def register(commands: Commands) -> None:
     """Add `status` and `unlock` to the parser."""
     add_command(commands, "status", cmd_status)
     unlock = add_command(commands, "unlock", cmd_unlock)
-    unlock.add_argument("--caller", metavar="NUMBER", help='only this caller ("withheld" too)')
-    unlock.add_argument("--user", metavar="NAME", help="only this user")
+    unlock.add_argument(
+        "--caller",
+        metavar="NUMBER",
+        help='only this caller: a phone number (+44 7700 900123) or "withheld"',
+    )
+    unlock.add_argument("--user", metavar="NAME", help="only this user (both classes)")
+    unlock.add_argument(
+        "--global",
+        dest="global_class",
+        choices=[c.value for c in CallerClass],
+        help="only the global window of callers on (listed) or off (unlisted) an allowlist",
+    )
+    unlock.add_argument(
+        "--admin", action="store_true", help="only the admin page's sign-in windows"
+    )

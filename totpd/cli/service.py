@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import sys
 
 from totpd.cli.parser import Commands, add_command
 from totpd.config import Config
@@ -27,6 +28,14 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
     open_store(config).signature_secret(config)  # raises when no route has one
     roster = RosterFile(config.paths.state_dir).current()
+    for user in roster.users.values():
+        for entry in user.unusable_callers():
+            print(
+                f"warning: user {user.name}: caller allowlist entry {entry!r} is not a phone"
+                f" number and matches no call; set the list with `totpd user callers {user.name}"
+                " NUMBER,...`",
+                file=sys.stderr,
+            )
     locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
     storage = config.lockout.storage.partition(":")[0]  # the scheme: the URL may hold a password
     targets = load_targets(config)  # counted and named by service: the URLs hold tokens

@@ -5,38 +5,57 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
+from totpd import phone
 from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
-from totpd.errors import RosterError
+from totpd.errors import PhoneNumberError, RosterError
 from totpd.pins import PinHasher
 from totpd.roster import Roster, RosterFile
 from totpd.users import MAX_ACCOUNTS_PER_USER, User
 
 
 def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
-    """Add a user with a PIN (from stdin, or typed twice) and the accounts they may hear."""
+    """Add a user with a PIN (from stdin, typed twice, or --generate-pin) and the accounts
+    they may hear."""
     accounts = _account_names(args.accounts)
-    pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
+    callers = () if args.callers is None else _caller_numbers(args.callers)
+    assigned, pin_hash = _new_pin(config, args.generate_pin, "PIN: ")
 
     def change(current: Roster) -> Roster:
         if args.name in current.users:
             raise RosterError(f"user {args.name!r} already exists")
         number = args.number or current.next_user_number()
-        callers = comma_list(args.callers or "")
         return current.with_user(User(args.name, number, pin_hash, accounts, callers))
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
     print(f"added user {added.name} (keypad number {added.number})")
+    _show_assigned(assigned)
     return 0
 
 
 def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
-    """Set a user's PIN."""
-    pin_hash = PinHasher(config.pins).hash(read_secret("New PIN: ", confirm=True))
+    """Set a user's PIN (from stdin, typed twice, or --generate-pin)."""
+    assigned, pin_hash = _new_pin(config, args.generate_pin, "New PIN: ")
     _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
     print(f"PIN changed for {args.name}")
+    _show_assigned(assigned)
     return 0
+
+
+def _new_pin(config: Config, generate: bool, prompt: str) -> tuple[str, str]:
+    """(the PIN totpd assigned or "", its hash): a random one, or one a person chooses."""
+    hasher = PinHasher(config.pins)
+    if generate:
+        return hasher.generate()
+    return "", hasher.hash(read_secret(prompt, confirm=True))
+
+
+def _show_assigned(pin: str) -> None:
+    """Print an assigned PIN, once, to standard output only (never a log, never a file):
+    shown after it is stored, so a failed command shows none."""
+    if pin:
+        print(f"PIN: {pin}  (this is the only time it is shown: totpd keeps only its hash)")
 
 
 def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
@@ -54,10 +73,21 @@ def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_user_callers(args: argparse.Namespace, config: Config) -> int:
+    """Replace the numbers a user may call from (or --any)."""
+    if args.any == (args.numbers is not None):
+        raise RosterError("give the numbers (comma-separated) or --any, not both")
+    callers = () if args.any else _caller_numbers(args.numbers)
+    _change_user(config, args.name, lambda u: replace(u, callers=callers))
+    shown = ", ".join(phone.shown(c) for c in callers) or "any number"
+    print(f"{args.name} may call from: {shown}")
+    return 0
+
+
 def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
     """List users: name, keypad number, accounts, caller allowlist."""
     for user in RosterFile(config.paths.state_dir).current().users.values():
-        callers = ",".join(user.callers) or "any"
+        callers = ",".join(phone.shown(c) for c in user.callers) or "any"
         print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
     return 0
 
@@ -83,6 +113,19 @@ def _account_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _caller_numbers(text: str) -> tuple[str, ...]:
+    """The comma-separated numbers of an allowlist, each in E.164 digits; an empty entry is an
+    error, not "any number" (an unset shell variable must not open the line to everyone)."""
+    entries = text.split(",")
+    if any(not entry.strip() for entry in entries):
+        raise PhoneNumberError(
+            "an empty entry in the caller list: give numbers like +44 7700 900123, or leave"
+            " the list out for any number"
+        )
+    numbers = [phone.parse_number(entry) for entry in entries]
+    return tuple(dict.fromkeys(numbers))  # each number once, in the order given
+
+
 def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
     """Set the admin web page's password (from stdin, or typed twice)."""
     from totpd.admin.password import AdminPassword
@@ -93,6 +136,9 @@ def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+GENERATE_HELP = "assign a random PIN (pins.generated_length digits) and print it, once"
+
+
 def register(commands: Commands) -> None:
     """Add `user` and `admin` and their actions to the parser."""
     user = add_command(commands, "user", cmd_user_list)
@@ -101,12 +147,22 @@ def register(commands: Commands) -> None:
     add.add_argument("name")
     add.add_argument("--accounts", required=True, help="comma-separated account names")
     add.add_argument("--number", type=int, help="keypad number (default: the next free)")
-    add.add_argument("--callers", help="comma-separated caller numbers allowed (default any)")
-    add_command(actions, "passwd", cmd_user_passwd).add_argument("name")
+    add.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
+    add.add_argument(
+        "--callers",
+        help="comma-separated numbers allowed to call, e.g. +44 7700 900123 (default any)",
+    )
+    passwd = add_command(actions, "passwd", cmd_user_passwd)
+    passwd.add_argument("name")
+    passwd.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
     add_command(actions, "remove", cmd_user_remove).add_argument("name")
     assign = add_command(actions, "assign", cmd_user_assign)
     assign.add_argument("name")
     assign.add_argument("--accounts", required=True, help="comma-separated account names")
+    callers = add_command(actions, "callers", cmd_user_callers)
+    callers.add_argument("name")
+    callers.add_argument("numbers", nargs="?", help="comma-separated, e.g. +44 7700 900123")
+    callers.add_argument("--any", action="store_true", help="no allowlist: any number may call")
     add_command(actions, "list", cmd_user_list)
     admin = add_command(commands, "admin", cmd_admin_passwd)
     admin_actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")

@@ -45,6 +45,7 @@ class Event:
     layer: str = ""
     limit: int = 0
     until_s: float = 0.0
+    caller_class: str = ""  # of a global lockout: "listed" or "unlisted" (totpd.lockout)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def lockout_tripped(state: "LockState", user: str, caller: str, at_s: float) -> 
         layer=state.layer.value,
         limit=state.limit,
         until_s=state.until_s,
+        caller_class=state.caller_class or "",
     )
 
 
@@ -82,10 +84,18 @@ def render(event: Event, zone: tzinfo | None = None) -> Message:
             until = _until(event.until_s, event.at_s, zone)
             title = f"totpd: lockout ({event.layer})"
             wrong = f"after {event.limit} wrong PINs, until {until}"
-            if event.layer == "global":
+            if event.layer == "global" and event.caller_class == "listed":
                 body = (
-                    f"totpd stopped checking PINs from anyone {wrong}. The last try, at {at},"
-                    f" was from {caller} ({user}). `totpd unlock` reopens it sooner."
+                    f"totpd stopped checking PINs from numbers on an allowlist {wrong}: someone"
+                    f" may be calling with a listed number. The last try, at {at}, was from"
+                    f" {caller} ({user}). `totpd unlock --global listed` reopens it sooner."
+                )
+            elif event.layer == "global":
+                body = (
+                    f"totpd stopped checking PINs from callers on no allowlist {wrong}; calls"
+                    f" from a number on the user's allowlist still get in. The last try, at"
+                    f" {at}, was from {caller} ({user}). `totpd unlock --global unlisted`"
+                    " reopens it sooner."
                 )
             elif event.layer == "caller":
                 body = f"totpd locked out caller {caller} {wrong}. The last try was for {user}."

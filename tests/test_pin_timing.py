@@ -1,0 +1,130 @@
+"""A refusal takes as long as a checked wrong PIN, so a lockout cannot be heard.
+
+Behaviour, not a benchmark: Argon2 is made deliberately slow (about a tenth of a second here)
+so that the difference between "checked" and "not checked" dwarfs the noise. Each round
+times, over real HTTP, one checked wrong PIN and one refusal of each kind, back to back, so a
+busy machine slows them alike; the median ratio of a refusal to its round's checked PIN must
+be near 1 (a refusal that skips Argon2 scores about 0.05).
+"""
+
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import argon2
+
+from tests.helpers import CALLED, WRONG_PIN
+from tests.servers import Line, Opener, pin_failures
+from totpd.services import Services
+from totpd.state.journal import JOURNAL_FILE
+from totpd.users import User
+
+SLOW_ARGON2 = """
+[pins]
+argon2_time_cost = 10
+argon2_memory_kib = 8192
+argon2_parallelism = 1
+"""
+ROUNDS = 15
+TOLERANCE = 0.5  # of a ratio of 1: wide for a shared, busy machine, far from 0.05
+CHECKED_USERS = [f"user{index}" for index in range(1, ROUNDS + 1)]  # keypad 11.., any number
+LISTERS = [f"lister{index}" for index in range(1, ROUNDS + 1)]  # keypad 41.., one number each
+LISTED_NUMBER = "447700900888"
+LISTER_PIN = "64738291"
+LOCKED_NUMBER = "447700900666"
+
+
+def add_users(services: Services) -> None:
+    """Users whose windows never fill during the test: any number may call the first ones,
+    only LISTED_NUMBER the listers, whose hashes have an older cost (a right PIN would be
+    rehashed)."""
+    pin_hash = services.pins.hash("48291673")
+    older = argon2.PasswordHasher(time_cost=9, memory_cost=8192, parallelism=1)
+    lister_hash = older.hash(LISTER_PIN)
+    assert older.check_needs_rehash(pin_hash)
+
+    def change(roster):  # type: ignore[no-untyped-def]
+        for number, name in enumerate(CHECKED_USERS, start=11):
+            roster = roster.with_user(User(name, number, pin_hash, ("github",)))
+        for number, name in enumerate(LISTERS, start=41):
+            lister = User(name, number, lister_hash, ("github",), (LISTED_NUMBER,))
+            roster = roster.with_user(lister)
+        return roster
+
+    services.roster.update(change)
+
+
+async def timed_pin(line: Line, caller: str, keypad: str, pin: str = WRONG_PIN) -> float:
+    """One call up to the PIN step; the seconds its PIN took to be answered."""
+    fields = {"from": caller, "to": CALLED, "uuid": str(uuid.uuid4()), "conversation_uuid": "C"}
+    await line.post("/webhooks/answer", fields)
+    typed = {"dtmf": {"digits": keypad, "timed_out": False}}
+    heard = await line.post("/webhooks/input/user", {**fields, **typed})
+    assert heard.next_step() == "pin"
+    entered = {"dtmf": {"digits": pin, "timed_out": False}}
+    started_s = time.perf_counter()
+    answered = await line.post("/webhooks/input/pin", {**fields, **entered})
+    elapsed_s = time.perf_counter() - started_s
+    assert "not accepted" in answered.said
+    await line.post("/webhooks/event", {**fields, "status": "completed"})
+    return elapsed_s
+
+
+async def storage_down(services: Services, measure: Callable[[], Awaitable[float]]) -> float:
+    """`measure` while the lockout journal cannot be read or written."""
+    journal = services.config.paths.state_dir / JOURNAL_FILE
+    aside = journal.with_name("journal.aside")
+    journal.rename(aside)
+    journal.mkdir()
+    try:
+        return await measure()
+    finally:
+        journal.rmdir()
+        aside.rename(journal)
+
+
+def one_of_each(
+    services: Services, line: Line, index: int
+) -> dict[str, Callable[[], Awaitable[float]]]:
+    """Round `index`: a checked wrong PIN and each kind of refusal, from numbers of its own."""
+    number = f"4479{index:04d}{{}}"
+    return {
+        "checked": lambda: timed_pin(line, number.format("1"), str(index + 11)),
+        "locked caller": lambda: timed_pin(line, LOCKED_NUMBER, "2"),
+        "unknown user": lambda: timed_pin(line, number.format("2"), "99"),
+        # The right PIN, from a number the user did not list: it is not even checked.
+        "not listed": lambda: timed_pin(line, number.format("3"), str(index + 41), LISTER_PIN),
+        "storage down": lambda: storage_down(
+            services, lambda: timed_pin(line, number.format("4"), "3")
+        ),
+    }
+
+
+async def test_every_refusal_takes_as_long_as_a_checked_wrong_pin(open_app: Opener) -> None:
+    services, line = await open_app(
+        pins=SLOW_ARGON2,
+        per_caller="1 per hour",
+        per_user="3 per hour",
+        **{"global": "1000 per day"},
+        global_listed="1000 per day",
+    )
+    add_users(services)
+    await timed_pin(line, LOCKED_NUMBER, "1")  # alice; its window (1 per hour) is now full
+    for index in range(3):  # the window all unknown keypad numbers share is now full
+        await timed_pin(line, f"4479000001{index:02d}", "99")
+    times: dict[str, list[float]] = {}
+    for index in range(ROUNDS):
+        kinds = one_of_each(services, line, index)
+        order = list(kinds)
+        order = order[index % len(order) :] + order[: index % len(order)]  # none always first
+        for kind in order:
+            times.setdefault(kind, []).append(await kinds[kind]())
+    assert pin_failures(services, layer="pin") == 1 + ROUNDS  # the checked ones, no other
+    checked = times.pop("checked")
+    assert statistics.median(checked) > 0.03, checked  # Argon2 really is the slow part
+    ratios = {
+        kind: round(statistics.median(t / c for t, c in zip(found, checked, strict=True)), 2)
+        for kind, found in times.items()
+    }
+    assert all(abs(ratio - 1) < TOLERANCE for ratio in ratios.values()), ratios
