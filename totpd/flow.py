@@ -35,6 +35,7 @@ class Ending(StrEnum):
 
     DONE = "done"
     NO_INPUT = "no_input"
+    NO_CHOICE = "no_choice"
     PIN_REFUSED = "pin_refused"
     NO_ACCOUNTS = "no_accounts"
 
@@ -230,9 +231,11 @@ def _read_code(call: Call, choice: Choice) -> Outcome:
 
 
 def _ask_again_or_end(call: Call, said: Prompt | None) -> Outcome:
-    """Silence or a wrong key: ask once more, then hang up."""
+    """Silence or a wrong key: ask once more, then hang up, saying why (the last miss)."""
     if call.misses >= 1:
-        ending = Ending.DONE if call.codes_read else Ending.NO_INPUT
+        ending = Ending.NO_INPUT if said is None else Ending.NO_CHOICE
+        if call.codes_read:
+            ending = Ending.DONE
         ended, prompts = _end(call, ending)
         return ended, [said, *prompts] if said else prompts
     silent = said is None  # a wrong key is answered by `said`; silence by asking "again"
