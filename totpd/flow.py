@@ -6,7 +6,7 @@ the PIN verdict) and renders the prompts. Read `step` top to bottom as the scrip
     answer -> [user number] -> PIN -> menu (skipped for one account) -> code -> again / menu
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -62,6 +62,9 @@ class Call:
     choices: tuple[Choice, ...] = ()
     account: str = ""
     codes_read: int = 0
+    # Set by the call store when it creates the call, carried along and never read here: a
+    # late request of an earlier call under the same uuid cannot write over this one.
+    generation: str = field(default="", compare=False)
 
 
 # Events: what happened on the line, with the facts the shell resolved.
