@@ -61,6 +61,32 @@ def test_admin_may_listen_remotely_only_when_asked() -> None:
     assert config.admin.listen == Listen("0.0.0.0", 8081)
 
 
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("::ffff:127.0.0.1", True),
+        ("127.example.org", False),
+        ("localhost.evil", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("::ffff:10.0.0.1", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_loopback(host: str, loopback: bool) -> None:
+    assert Listen(host, 8081).is_loopback is loopback
+
+
+@pytest.mark.parametrize("host", ["127.example.org", "localhost.evil", "127.0.0.1.nip.io"])
+def test_a_name_that_looks_like_loopback_is_refused_for_the_admin_page(host: str) -> None:
+    assert "is not a loopback address" in error(f'[admin]\nlisten = "{host}:8081"')
+
+
 def test_ipv6_listen() -> None:
     assert parse('[server]\nlisten = "[::1]:8080"').server.listen == Listen("::1", 8080)
 

@@ -6,6 +6,7 @@ text alone; `load` reads the file and checks the files it names.
 """
 
 import dataclasses
+import ipaddress
 import os
 import stat
 import tomllib
@@ -22,6 +23,20 @@ SIGNATURE_SECRET_ENV = "TOTPD_VONAGE_SIGNATURE_SECRET"  # noqa: S105 - a variabl
 CONFIG_ENV = "TOTPD_CONFIG"
 
 
+def is_loopback_host(host: str) -> bool:
+    """True for "localhost" and loopback addresses (127.0.0.0/8, ::1, also IPv4-mapped),
+    bracketed or not; never for a name that merely starts like one ("127.example.org")."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 @dataclass(frozen=True)
 class Listen:
     """A host and TCP port to listen on."""
@@ -34,8 +49,8 @@ class Listen:
 
     @property
     def is_loopback(self) -> bool:
-        """True when only this machine can connect."""
-        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+        """True when only this machine can connect: "localhost" or a loopback address."""
+        return is_loopback_host(self.host)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ The browser tests show what the sysadmin sees; these name the attacks a browser 
 send on its own (a foreign Host, a cross-site post, a planted session id, a bad upload body).
 """
 
+import asyncio
 import hashlib
 import io
 import os
@@ -22,10 +23,10 @@ from tests.helpers import REPO, WebhookServer, run_totpd
 from tests.helpers import Client as WebhookClient
 from totpd import config as config_module
 from totpd.admin import create_admin_app
-from totpd.admin.app import CONTENT_SECURITY_POLICY
+from totpd.admin.app import CONTENT_SECURITY_POLICY, host_is_allowed
 from totpd.admin.password import PASSWORD_FILE, AdminPassword
 from totpd.admin.site import SITE
-from totpd.config import Config
+from totpd.config import AdminConfig, Config, Listen
 from totpd.errors import ConfigError
 from totpd.otp import Account
 from totpd.roster import Roster
@@ -86,11 +87,46 @@ async def test_pages_have_no_inline_script(admin: Client) -> None:
     assert not re.search(r"<[^>]+\son[a-z]+=", html)  # no inline event handlers either
 
 
-async def test_a_dns_rebinding_host_is_refused(admin: Client) -> None:
-    response = await admin.get("/login", headers={"Host": "attacker.example:8081"})
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example:8081",  # DNS rebinding: a name the attacker points at 127.0.0.1
+        "127.example.org:8081",
+        "localhost.evil:8081",
+        "10.0.0.1:8081",
+        "0.0.0.0:8081",
+        "[2001:db8::1]:8081",
+        "[::ffff:10.0.0.1]:8081",
+        "",
+    ],
+)
+async def test_a_host_other_than_this_machine_is_refused(admin: Client, host: str) -> None:
+    response = await admin.get("/login", headers={"Host": host})
     assert response.status == 421
-    for host in ("127.0.0.1:8081", "localhost:8081", "[::1]:8081"):
-        assert (await admin.get("/login", headers={"Host": host})).status == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8081", "localhost:8081", "[::1]:8081", "localhost", "127.0.0.2:9000"]
+)
+async def test_localhost_and_loopback_addresses_are_served(admin: Client, host: str) -> None:
+    assert (await admin.get("/login", headers={"Host": host})).status == 200
+
+
+def test_with_allow_remote_ip_addresses_and_the_listen_host_are_served_names_are_not() -> None:
+    admin = AdminConfig(listen=Listen("admin.lan", 8081), allow_remote=True)
+    for host in ("admin.lan:8081", "192.168.1.5:8081", "[2001:db8::1]:8081", "localhost:8081"):
+        assert host_is_allowed(host, admin), host
+    for refused in ("attacker.example:8081", "admin.lan.attacker.example", "", None):
+        assert not host_is_allowed(refused, admin), refused
+
+
+async def test_a_request_without_a_host_header_is_refused(admin: Client) -> None:
+    """HTTP/1.0 needs no Host; aiohttp then puts the listening address in its place."""
+    reader, writer = await asyncio.open_connection(admin.host, admin.port)
+    writer.write(b"GET /login HTTP/1.0\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"421"
 
 
 async def test_a_cross_origin_post_is_refused(admin: Client, services: Services) -> None:
