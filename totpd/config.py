@@ -263,6 +263,19 @@ def _validate(config: Config) -> Config:
     return config
 
 
+def warnings(config: Config) -> list[str]:
+    """What the config allows but a careful sysadmin should hear about, one line each:
+    `check-config` prints them and `serve` logs them at start."""
+    found = []
+    if not config.vonage.application_id:
+        # Vonage signs with the account's signature secret, which every application shares.
+        found.append(
+            "vonage.application_id is empty: webhooks signed for any application on this"
+            " Vonage account are accepted (the signature secret is the account's)"
+        )
+    return found
+
+
 def check_secret_file(key: str, path: Path) -> None:
     """A secret file must exist, be readable and not be readable by group or others."""
     try:

@@ -13,6 +13,7 @@ from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
 from totpd.config import Config, Listen
+from totpd.config import warnings as config_warnings
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import Layer
 from totpd.metrics import create_metrics_app
@@ -150,6 +151,8 @@ async def run(config: Config) -> None:
     lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
     """
     logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
+    for warning in config_warnings(config):
+        log.warning(warning)
     services = open_services(config)
     runners: list[web.BaseRunner] = []
     tasks: list[asyncio.Task[None]] = []

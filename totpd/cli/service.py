@@ -2,7 +2,9 @@
 
 import argparse
 import logging
+import sys
 
+from totpd import config as config_module
 from totpd.cli.parser import Commands, add_command
 from totpd.config import Config
 from totpd.roster import RosterFile
@@ -25,6 +27,8 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     from totpd.notify import load_targets
     from totpd.services import read_lockouts
 
+    for warning in config_module.warnings(config):
+        print(f"totpd: warning: {warning}", file=sys.stderr)
     open_store(config).signature_secret(config)  # raises when no route has one
     roster = RosterFile(config.paths.state_dir).current()
     locked = sum(state.locked for state in read_lockouts(config))  # Redis too, when configured
