@@ -24,10 +24,11 @@ from tests.helpers import Client as WebhookClient
 from totpd import config as config_module
 from totpd.admin import create_admin_app
 from totpd.admin.app import CONTENT_SECURITY_POLICY, host_is_allowed
+from totpd.admin.enrol import decode_image
 from totpd.admin.password import PASSWORD_FILE, AdminPassword
 from totpd.admin.site import SITE
 from totpd.config import AdminConfig, Config, Listen
-from totpd.errors import ConfigError
+from totpd.errors import ConfigError, EnrolError
 from totpd.otp import Account
 from totpd.roster import Roster
 from totpd.services import Services
@@ -268,6 +269,20 @@ async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
     assert response.status == 413
     assert "That file is too large" in await response.text()
     assert "example" not in services.roster.current().accounts
+
+
+@pytest.mark.parametrize(("width", "height"), [(5_000, 4_000), (10_000, 10_000), (20_000, 20_000)])
+def test_an_image_bomb_is_refused_with_its_real_size(width: int, height: int) -> None:
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("1", (width, height), 1).save(png, format="PNG")  # a few hundred KB at most
+    with pytest.raises(EnrolError) as refused:
+        decode_image(png.getvalue())
+    assert str(refused.value) == (
+        f"the image is too large to decode ({width}x{height} pixels; the limit is 16"
+        " megapixels): crop it to the QR code"
+    )
 
 
 async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:
