@@ -6,6 +6,7 @@ read-modify-write under an exclusive file lock, and every write is atomic.
 
 import fcntl
 import json
+import logging
 import math
 import os
 import time
@@ -18,10 +19,13 @@ from typing import Any
 from totpd.errors import RosterError
 from totpd.files import FileVersion, file_version, write_atomic
 from totpd.otp import Account, Kind
+from totpd.printable import strip_unprintable
 from totpd.users import User
 
 ROSTER_FILE = "directory.json"  # its name on disk since the first release
 FORMAT_VERSION = 1
+
+log = logging.getLogger("totpd.roster")
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,30 @@ def encode(roster: Roster) -> bytes:
     return json.dumps(document, indent=2).encode()
 
 
+def _account(fields: dict[str, Any], path: Path) -> Account:
+    """An account as stored. A spoken label from before labels were checked loses its
+    unprintable characters here, with a warning: refusing the file would silence every user."""
+    label = fields["label"]
+    cleaned = " ".join(strip_unprintable(label).split()) or fields["name"]
+    account = Account(**{**fields, "label": cleaned, "kind": Kind(fields["kind"])})
+    if cleaned != label:
+        log.warning(
+            "%s: account %s: unprintable characters removed from its spoken label, now %r;"
+            " the next change to the directory saves it",
+            path,
+            account.name,
+            account.label,
+        )
+    return account
+
+
 def decode(raw: bytes, path: Path) -> Roster:
     """The inverse of `encode`; RosterError naming `path` when the bytes are not a roster."""
     try:
         document: dict[str, Any] = json.loads(raw)
         if document.get("version") != FORMAT_VERSION:
             raise RosterError(f"{path}: unsupported format version")
-        accounts = [Account(**{**a, "kind": Kind(a["kind"])}) for a in document["accounts"]]
+        accounts = [_account(fields, path) for fields in document["accounts"]]
         users = [
             User(**{**u, "accounts": tuple(u["accounts"]), "callers": tuple(u["callers"])})
             for u in document["users"]

@@ -285,6 +285,31 @@ def test_an_image_bomb_is_refused_with_its_real_size(width: int, height: int) ->
     )
 
 
+async def test_a_label_with_a_control_character_is_refused_and_nothing_stored(
+    admin: Client, services: Services
+) -> None:
+    await sign_in(admin)
+    token = csrf_of(await (await admin.get("/")).text())
+    form = {"csrf": token, "uri": EXAMPLE_URI, "name": "example", "label": "Ex\x1b[2Jample"}
+    response = await admin.post("/enrol/text", data=form)
+    assert response.status == 400
+    assert "spoken label holds an unprintable character (U+001B)" in await response.text()
+    assert "example" not in services.roster.current().accounts
+
+
+async def test_a_hostile_issuer_is_enrolled_as_the_page_shows_it(
+    admin: Client, services: Services
+) -> None:
+    await sign_in(admin)
+    token = csrf_of(await (await admin.get("/")).text())
+    uri = EXAMPLE_URI.replace("issuer=Example", "issuer=Ex%E2%80%AEam%1B%5B2Jple")
+    assert (await admin.post("/enrol/text", data={"csrf": token, "uri": uri})).status == 200
+    (account,) = [
+        a for a in services.roster.current().accounts.values() if a.name not in ("github", "gmail")
+    ]
+    assert (account.label, account.issuer) == ("Exam[2Jple", "Exam[2Jple")
+
+
 async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
