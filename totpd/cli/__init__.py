@@ -14,6 +14,7 @@ from pathlib import Path
 from totpd import __version__
 from totpd import config as config_module
 from totpd.cli import accounts, lockouts, service, store, users
+from totpd.cli.parser import echo
 from totpd.errors import TotpdError
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_module.load(args.config)
         status: int = args.run(args, config)
     except TotpdError as exc:
-        print(f"totpd: error: {exc}", file=sys.stderr)
+        echo(f"totpd: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

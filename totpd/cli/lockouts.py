@@ -6,7 +6,7 @@ Redis is shared.
 
 import argparse
 
-from totpd.cli.parser import Commands, add_command
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.config import Config
 
 
@@ -16,9 +16,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
     states = read_lockouts(config)
     for state in states:
-        print(state.describe())
+        echo(state.describe())
     if not any(s.locked for s in states):
-        print("nothing is locked" if states else "no PIN failures on record; nothing is locked")
+        echo("nothing is locked" if states else "no PIN failures on record; nothing is locked")
     return 0
 
 
@@ -28,8 +28,8 @@ def cmd_unlock(args: argparse.Namespace, config: Config) -> int:
 
     cleared = clear_lockouts(config, args.caller, args.user)
     for state in cleared:
-        print(f"cleared {state.describe()}")
-    print(f"unlocked ({len(cleared)} window(s) had failures on record)")
+        echo(f"cleared {state.describe()}")
+    echo(f"unlocked ({len(cleared)} window(s) had failures on record)")
     return 0
 
 
