@@ -3,7 +3,6 @@
 import asyncio
 import gc
 import logging
-import os
 import signal
 import socket
 
@@ -12,12 +11,13 @@ from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
-from totpd.config import Config, Listen
+from totpd.config import Config, Listen, UnixSocket
 from totpd.config import warnings as config_warnings
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import Layer
 from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
+from totpd.unix_socket import BoundSocket, bind_unix_socket
 from totpd.web import create_server
 
 log = logging.getLogger("totpd")
@@ -31,8 +31,14 @@ STATUS_INTERVAL_S = 10.0
 
 
 async def _start(
-    runner: web.BaseRunner, listen: Listen, what: str, passed: list[socket.socket] | None
+    runner: web.BaseRunner,
+    listen: Listen | UnixSocket,
+    what: str,
+    passed: list[socket.socket] | None,
+    made: list[BoundSocket] | None = None,
 ) -> web.BaseRunner:
+    """Start `runner` on the sockets systemd passed, else on `listen`; a Unix socket made here
+    joins `made`, to be removed at shutdown."""
     await runner.setup()
     if passed:  # socket activation: systemd already bound the address
         for sock in passed:
@@ -40,10 +46,16 @@ async def _start(
             log.info("%s listening on %s (socket activation)", what, _address(sock))
         return runner
     try:
-        await web.TCPSite(runner, listen.host, listen.port).start()
+        if isinstance(listen, UnixSocket):
+            bound = bind_unix_socket(listen.path)
+            if made is not None:
+                made.append(bound)
+            await web.SockSite(runner, bound.sock).start()
+        else:
+            await web.TCPSite(runner, listen.host, listen.port).start()
     except OSError as exc:
         await runner.cleanup()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot listen for {what} on {listen}: {reason}") from None
     log.info("%s listening on %s", what, listen)
     return runner
@@ -155,6 +167,7 @@ async def run(config: Config) -> None:
         log.warning(warning)
     services = open_services(config)
     runners: list[web.BaseRunner] = []
+    made: list[BoundSocket] = []
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
     try:
@@ -173,7 +186,8 @@ async def run(config: Config) -> None:
 
             admin = _app_runner(create_admin_app(services))
             passed = activated.get("admin")
-            runners.append(await _start(admin, config.admin.listen, "admin page", passed))
+            listen = config.admin.listen
+            runners.append(await _start(admin, listen, "admin page", passed, made))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -193,6 +207,8 @@ async def run(config: Config) -> None:
             task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
+        for bound in made:
+            bound.remove()
         await services.notifier.stop(NOTIFY_DRAIN_S)
         services.close()
 
