@@ -13,8 +13,9 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
-from aiohttp import FormData, web
+from aiohttp import ClientResponse, FormData, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -26,7 +27,9 @@ from totpd.admin import create_admin_app
 from totpd.admin.app import CONTENT_SECURITY_POLICY, host_is_allowed
 from totpd.admin.enrol import decode_image
 from totpd.admin.password import PASSWORD_FILE, AdminPassword
+from totpd.admin.sessions import MAX_SESSIONS
 from totpd.admin.site import SITE
+from totpd.admin.tokens import SIGN_IN_FORM_S
 from totpd.config import AdminConfig, Config, Listen
 from totpd.errors import ConfigError, EnrolError
 from totpd.otp import Account
@@ -154,33 +157,42 @@ async def test_the_webhook_listener_has_no_admin_routes(
 
 
 # cookies and sessions -----------------------------------------------------------------------
-async def test_the_session_cookie_is_httponly_and_samesite_strict(admin: Client) -> None:
-    response = await admin.get("/login")
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("totpd-admin=")
-    assert "HttpOnly" in cookie
-    assert "SameSite=Strict" in cookie
-    assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
+def set_cookies(response: ClientResponse) -> dict[str, str]:
+    """The Set-Cookie headers of a response, by cookie name."""
+    return {h.partition("=")[0]: h for h in response.headers.getall("Set-Cookie", [])}
+
+
+async def test_the_cookies_are_httponly_and_samesite_strict(admin: Client) -> None:
+    form = await admin.get("/login")
+    token = csrf_of(await form.text())
+    signed_in = await admin.post(
+        "/login", data={"csrf": token, "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
+    # The form's nonce before sign-in, the session once signed in (and the nonce is dropped).
+    for cookie in (set_cookies(form)["totpd-sign-in"], set_cookies(signed_in)["totpd-admin"]):
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
 
 
 async def test_the_cookie_is_secure_behind_a_local_tls_proxy(admin: Client) -> None:
     response = await admin.get("/login", headers={"X-Forwarded-Proto": "https"})
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("__Host-totpd-admin=")
+    assert cookie.startswith("__Host-totpd-sign-in=")
     assert "Secure" in cookie
 
 
 async def test_sign_in_issues_a_new_session_id(admin: Client) -> None:
-    await admin.get("/login")
-    planted = session_cookie(admin)
+    planted = "a-session-id-an-attacker-chose"
+    admin.session.cookie_jar.update_cookies({"totpd-admin": planted}, admin.make_url("/"))
     status, _ = await sign_in(admin)
     assert status == 200
     assert session_cookie(admin) != planted
     admin.session.cookie_jar.clear()
     admin.session.cookie_jar.update_cookies({"totpd-admin": planted}, admin.make_url("/"))
     response = await admin.get("/", allow_redirects=False)
-    assert response.status == 303  # the id from before sign-in is worth nothing
-    assert response.headers["Location"] == "/login"
+    assert response.status == 303  # the planted id is worth nothing
+    assert response.headers["Location"].startswith("/login")
 
 
 async def test_the_session_expires_when_idle(admin: Client) -> None:
@@ -210,6 +222,45 @@ async def test_a_new_password_ends_signed_in_sessions(
     status, _ = await sign_in(admin)  # the old one no longer works
     assert status == 403
     status, _ = await sign_in(admin, "another long passphrase")
+    assert status == 200
+
+
+async def test_a_flood_of_sign_in_forms_neither_evicts_a_pending_one_nor_fills_memory(
+    admin: Client,
+) -> None:
+    pending = csrf_of(await (await admin.get("/login")).text())  # the admin, about to sign in
+    assert admin.app is not None
+    sessions = admin.app[SITE].sessions
+    jar = aiohttp.DummyCookieJar()  # every visit a new browser, as a flood would be
+    async with aiohttp.ClientSession(cookie_jar=jar) as flood:
+        for _ in range(3 * MAX_SESSIONS):
+            async with flood.get(admin.make_url("/login")) as response:
+                assert response.status == 200
+    assert len(sessions) == 0  # an unsigned visitor costs the server nothing to remember
+    response = await admin.post("/login", data={"csrf": pending, "password": ADMIN_PASSWORD})
+    assert response.status == 200
+    assert response.url.path == "/"
+
+
+async def test_a_sign_in_form_is_bound_to_its_browser(admin: Client) -> None:
+    """A token from one browser (say, fetched by a local process) is worth nothing in another."""
+    async with aiohttp.ClientSession() as other, other.get(admin.make_url("/login")) as page:
+        stolen = csrf_of(await page.text())
+    await admin.get("/login")
+    response = await admin.post("/login", data={"csrf": stolen, "password": ADMIN_PASSWORD})
+    assert response.status == 403
+    assert "security token is missing or wrong" in await response.text()
+
+
+async def test_an_old_sign_in_form_is_refused(admin: Client) -> None:
+    token = csrf_of(await (await admin.get("/login")).text())
+    assert admin.app is not None
+    clock = admin.app[SITE].sessions.clock
+    assert isinstance(clock, Clock)
+    clock.advance(SIGN_IN_FORM_S + 1)
+    response = await admin.post("/login", data={"csrf": token, "password": ADMIN_PASSWORD})
+    assert response.status == 403
+    status, _ = await sign_in(admin)  # a fresh form works
     assert status == 200
 
 

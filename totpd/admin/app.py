@@ -18,6 +18,7 @@ from totpd.admin.forms import MAX_FORM_BYTES
 from totpd.admin.password import AdminPassword
 from totpd.admin.sessions import SessionStore
 from totpd.admin.site import SITE, Site
+from totpd.admin.tokens import SignInTokens
 from totpd.config import AdminConfig, Listen, is_loopback_host
 from totpd.services import Services
 
@@ -110,6 +111,7 @@ def create_admin_app(
         services=services,
         password=AdminPassword(config.paths.state_dir, config.pins),
         sessions=SessionStore(idle_s=config.admin.session_idle_s, clock=clock),
+        sign_in_forms=SignInTokens(clock=clock),
         templates=pages.create_templates(),
     )
     app.on_response_prepare.append(_security_headers)
