@@ -285,8 +285,9 @@ def _validate(config: Config) -> Config:
     admin = config.admin.listen
     if isinstance(admin, Listen) and not admin.is_loopback and not config.admin.allow_remote:
         raise ConfigError(
-            f"admin.listen: {admin} is not a loopback address; the admin page stays on"
-            " 127.0.0.1 (reach it with ssh -L) unless admin.allow_remote = true"
+            f"admin.listen: {admin} is not a loopback address; the admin page stays on this"
+            ' machine ("unix:/run/totpd/admin.sock", reached with ssh -L) unless'
+            " admin.allow_remote = true"
         )
     return config
 
