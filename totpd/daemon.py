@@ -3,6 +3,7 @@
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
 
@@ -55,7 +56,7 @@ async def _start(
             await web.TCPSite(runner, listen.host, listen.port).start()
     except OSError as exc:
         await runner.cleanup()
-        reason = exc.strerror or str(exc)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ConfigError(f"cannot listen for {what} on {listen}: {reason}") from None
     log.info("%s listening on %s", what, listen)
     return runner

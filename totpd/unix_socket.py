@@ -11,7 +11,6 @@ totpd does not chown, which the unit's system call filter forbids. At shutdown t
 removed, if it is still the one this process made.
 """
 
-import errno
 import os
 import socket
 import stat
@@ -23,7 +22,7 @@ BACKLOG = 64
 
 
 class SocketRefused(OSError):
-    """The path cannot safely hold a new socket; the message says why, for the admin."""
+    """The path cannot safely hold a new socket; the message (no errno) says why."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,10 @@ def _check_directory(directory: Path) -> None:
     """Refuse a directory that a user other than this one (or root) may write."""
     found = directory.stat()  # a symlink above is fine: it is that directory that matters
     if not stat.S_ISDIR(found.st_mode):
-        raise SocketRefused(errno.ENOTDIR, f"{directory} is not a directory")
+        raise SocketRefused(f"{directory} is not a directory")
     others_write = found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if found.st_uid not in (os.geteuid(), 0) or others_write:
         raise SocketRefused(
-            errno.EPERM,
             f"{directory} is writable by other users; put the socket in a directory only"
             " totpd can write (RuntimeDirectory=totpd gives /run/totpd)",
         )
@@ -65,12 +63,10 @@ def _clear_stale(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(found.st_mode):
-        raise SocketRefused(
-            errno.EEXIST, "it exists and is not a socket (totpd replaces only a stale socket)"
-        )
+        raise SocketRefused("it exists and is not a socket (totpd replaces only a stale socket)")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         if probe.connect_ex(str(path)) == 0:
-            raise SocketRefused(errno.EADDRINUSE, "another process is listening on it")
+            raise SocketRefused("another process is listening on it")
     path.unlink()
 
 

@@ -49,7 +49,7 @@ class SignInTokens:
         if not isinstance(token, str) or not nonce or token.count(".") != 2:
             return False
         issued, token_nonce, mac = token.split(".")
-        if not issued.isdigit() or not hmac.compare_digest(
+        if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(
             mac.encode(), self._mac(issued, token_nonce).encode()
         ):
             return False
