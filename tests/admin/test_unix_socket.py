@@ -109,6 +109,19 @@ async def test_the_page_answers_over_the_socket_and_signs_in(daemon: Daemon) -> 
             assert signed_in.url.path == "/"
             assert "github" in await signed_in.text()
     assert daemon.stop() == 0
+    assert "admin signed in from the Unix socket" in (daemon.home / "daemon.log").read_text()
+
+
+async def test_a_tls_proxy_on_the_socket_gets_secure_cookies(daemon: Daemon) -> None:
+    """Caddy's `reverse_proxy unix//run/totpd/admin.sock` is on this machine, like loopback."""
+    daemon.start()
+    connector = aiohttp.UnixConnector(path=str(daemon.socket))
+    async with aiohttp.ClientSession(connector=connector) as proxy:
+        headers = {"X-Forwarded-Proto": "https"}
+        async with proxy.get("http://localhost/login", headers=headers) as page:
+            assert page.headers["Set-Cookie"].startswith("__Host-totpd-sign-in=")
+            assert "Secure" in page.headers["Set-Cookie"]
+    assert daemon.stop() == 0
 
 
 def test_a_stale_socket_is_replaced_and_the_socket_removed_at_shutdown(daemon: Daemon) -> None:

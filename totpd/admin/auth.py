@@ -34,9 +34,17 @@ log = logging.getLogger("totpd.admin")
 SessionHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 
-def _is_loopback(address: str | None) -> bool:
+def _peer(request: web.Request) -> str:
+    """Who connected, for a log line: an address, or the Unix socket (whose peers have none)."""
+    return request.remote or "the Unix socket"
+
+
+def _is_local(request: web.Request) -> bool:
+    """True for a peer on this machine: a loopback address, or any peer of the Unix socket."""
+    if request.remote == "":
+        return True
     try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
+        return request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
     except ValueError:
         return False
 
@@ -46,7 +54,7 @@ def is_https(request: web.Request) -> bool:
     if request.secure:
         return True
     forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
-    return forwarded == "https" and _is_loopback(request.remote)
+    return forwarded == "https" and _is_local(request)
 
 
 def _cookie_name(request: web.Request, name: str = COOKIE) -> str:
@@ -162,7 +170,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return _sign_in_form(request, 503, "Sign-in is unavailable right now.")
     if admission.refused_by is not None:
         log.warning(
-            "admin sign-in refused from %s: locked out (%s)", request.remote, admission.refused_by
+            "admin sign-in refused from %s: locked out (%s)", _peer(request), admission.refused_by
         )
         return _sign_in_form(
             request,
@@ -175,13 +183,13 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         if earlier is not None:
             site.sessions.end(earlier)
         session = site.sessions.new(password_version=site.password.version())
-        log.info("admin signed in from %s", request.remote)
+        log.info("admin signed in from %s", _peer(request))
         response = redirect("/")
         set_cookie(request, response, session)
         response.del_cookie(_cookie_name(request, SIGN_IN_COOKIE), path="/")
         return response
     await lockout.record_failure(admission)
-    log.warning("admin sign-in failed from %s", request.remote)
+    log.warning("admin sign-in failed from %s", _peer(request))
     message = "Wrong password." if site.password.is_set() else "No admin password is set."
     return _sign_in_form(request, 403, message)
 
