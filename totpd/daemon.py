@@ -171,6 +171,15 @@ async def run(config: Config) -> None:
     made: list[BoundSocket] = []
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
+    # Before any listener opens: a SIGTERM once a client can connect is a clean shutdown
+    # (the admin socket removed, notifications drained), never the default instant death.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: tasks.append(loop.create_task(_reload(services)))
+    )
     try:
         await services.notifier.start()
         webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
@@ -189,13 +198,6 @@ async def run(config: Config) -> None:
             passed = activated.get("admin")
             listen = config.admin.listen
             runners.append(await _start(admin, listen, "admin page", passed, made))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: tasks.append(loop.create_task(_reload(services)))
-        )
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
         _tune_garbage_collector()
