@@ -264,3 +264,34 @@ def unit_directives(path: Path) -> list[tuple[str, str, str]]:
 def unit_values(path: Path, key: str) -> list[str]:
     """Every value of `key` in the [Service] or [Socket] section of a unit file, in order."""
     return [v for s, k, v in unit_directives(path) if k == key and s in ("Service", "Socket")]
+
+
+# Hostile text ---------------------------------------------------------------------------------
+# Characters a hostile QR code, export or daemon may hide in text totpd keeps, speaks or prints,
+# one or two of each class. None may survive enrolment, reach a spoken menu, or reach the
+# admin's terminal as itself.
+UNPRINTABLE = {
+    "NUL": "\x00",
+    "BEL": "\x07",
+    "backspace": "\x08",
+    "tab": "\t",
+    "line feed": "\n",
+    "carriage return": "\r",
+    "ESC clear screen": "\x1b[2J\x1b[H",
+    "OSC 52 clipboard write": "\x1b]52;c;cm0gLXJmIH4K\x07",
+    "DEL": "\x7f",
+    "C1 next line": "\x85",
+    "C1 CSI": "\x9b2J",
+    "C1 OSC string": "\x9d52;c;cm0gLXJmIH4K\x9c",
+    "bidi embeddings": "\u202a\u202b\u202c",
+    "bidi overrides": "\u202d\u202e",
+    "bidi isolates": "\u2066\u2067\u2068\u2069",
+    "zero width": "\u200b\u200c\u200d\u2060",
+    "byte order mark": "\ufeff",
+    "soft hyphen": "\u00ad",
+    "line and paragraph separators": "\u2028\u2029",
+    "no-break space": "\u00a0",
+    "noncharacter": "\uffff",
+    "private use": "\ue000",
+    "tag characters": "\U000e0041\U000e007f",
+}

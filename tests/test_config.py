@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
-from totpd.config import Listen, load, parse
+from totpd.config import Listen, UnixSocket, load, parse
 from totpd.errors import ConfigError
 
 
@@ -60,6 +60,54 @@ def test_mistakes_name_their_key(text: str, expected: str) -> None:
 def test_admin_may_listen_remotely_only_when_asked() -> None:
     config = parse('[admin]\nlisten = "0.0.0.0:8081"\nallow_remote = true')
     assert config.admin.listen == Listen("0.0.0.0", 8081)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("::ffff:127.0.0.1", True),
+        ("127.example.org", False),
+        ("localhost.evil", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("::ffff:10.0.0.1", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_loopback(host: str, loopback: bool) -> None:
+    assert Listen(host, 8081).is_loopback is loopback
+
+
+@pytest.mark.parametrize("host", ["127.example.org", "localhost.evil", "127.0.0.1.nip.io"])
+def test_a_name_that_looks_like_loopback_is_refused_for_the_admin_page(host: str) -> None:
+    assert "is not a loopback address" in error(f'[admin]\nlisten = "{host}:8081"')
+
+
+def test_the_admin_page_may_listen_on_a_unix_socket() -> None:
+    config = parse('[admin]\nlisten = "unix:/run/totpd/admin.sock"')
+    assert config.admin.listen == UnixSocket(Path("/run/totpd/admin.sock"))
+    assert str(config.admin.listen) == "unix:/run/totpd/admin.sock"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[admin]\nlisten = "unix:admin.sock"', "admin.listen: 'unix:admin.sock': the socket"),
+        ('[admin]\nlisten = "unix:"', "admin.listen: 'unix:': the socket needs an absolute path"),
+        (f'[admin]\nlisten = "unix:/{"x" * 120}.sock"', "longer than 107 bytes"),
+        ('[server]\nlisten = "unix:/run/totpd/webhooks.sock"', "server.listen: 'unix:/run"),
+        ('[metrics]\nlisten = "unix:/run/totpd/metrics.sock"', "metrics.listen: 'unix:/run"),
+    ],
+)
+def test_a_unix_socket_must_be_an_absolute_path_and_only_for_the_admin_page(
+    text: str, expected: str
+) -> None:
+    assert expected in error(text)
 
 
 def test_ipv6_listen() -> None:

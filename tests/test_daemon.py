@@ -209,6 +209,27 @@ def test_ready_is_sent_once_every_listener_accepts(daemon: Daemon) -> None:
     assert daemon.stop() == 0
 
 
+def test_serve_warns_at_start_when_no_application_id_is_set(daemon: Daemon) -> None:
+    text = daemon.config_path.read_text()
+    daemon.config_path.write_text(text.replace("application_id = ", "# application_id = "))
+    daemon.start()
+    daemon.notifications.wait_for("READY", "1")
+    assert daemon.stop() == 0
+    warnings = [line for line in daemon.log().splitlines() if "application_id" in line]
+    assert len(warnings) == 1, daemon.log()
+    assert warnings[0].endswith(
+        "WARNING totpd: vonage.application_id is empty: webhooks signed for any application"
+        " on this Vonage account are accepted (the signature secret is the account's)"
+    )
+
+
+def test_serve_with_an_application_id_does_not_warn(daemon: Daemon) -> None:
+    daemon.start()
+    daemon.notifications.wait_for("READY", "1")
+    assert daemon.stop() == 0
+    assert "application_id" not in daemon.log()
+
+
 def test_watchdog_pings_come_from_the_running_daemon(daemon: Daemon) -> None:
     daemon.start()
     daemon.notifications.wait_for("READY", "1")

@@ -5,7 +5,9 @@ from totpd.emulator import plain_text
 from totpd.flow import (
     Call,
     Choice,
+    Ending,
     Event,
+    Goodbye,
     Keys,
     PinChecked,
     PinVerdict,
@@ -125,10 +127,32 @@ def test_several_users_ask_for_the_user_number_first() -> None:
     assert lines[4].startswith("Your GitHub code is")
 
 
-def test_wrong_menu_key_is_not_an_option_then_goodbye() -> None:
-    lines = transcript("alice", [ACCEPTED_TWO, Keys("7"), Keys("9")])
-    assert lines[2] == "That is not an option. For Gmail, press 1. For GitHub, press 2."
-    assert lines[3] == "That is not an option. I did not hear anything. Goodbye."
+def test_wrong_menu_key_twice_is_not_an_option_then_goodbye() -> None:
+    assert transcript("alice", [ACCEPTED_TWO, Keys("7"), Keys("9")]) == [
+        "Welcome. Please enter your PIN, then press hash.",
+        "For Gmail, press 1. For GitHub, press 2.",
+        "That is not an option. For Gmail, press 1. For GitHub, press 2.",
+        "That is not an option. Goodbye.",
+        "[ended]",
+    ]
+
+
+def test_an_unknown_spoken_name_after_silence_is_not_an_option_then_goodbye() -> None:
+    lines = transcript("alice", [ACCEPTED_TWO, Silence(), Keys("", ("weather please",))])
+    assert lines[2] == "I did not get that. For Gmail, press 1. For GitHub, press 2."
+    assert lines[3:] == ["That is not an option. Goodbye.", "[ended]"]
+
+
+def test_silence_after_a_wrong_key_is_not_heard_then_goodbye() -> None:
+    lines = transcript("alice", [ACCEPTED_TWO, Keys("7"), Silence()])
+    assert lines[3:] == ["I did not hear anything. Goodbye.", "[ended]"]
+
+
+def test_a_call_ended_by_wrong_keys_has_its_own_outcome() -> None:
+    call, _ = start("uuid-1", "447700900001", "alice")
+    for event in (ACCEPTED_TWO, Keys("7"), Keys("9")):
+        call, prompts = step(call, event, 3)
+    assert prompts[-1] == Goodbye(Ending.NO_CHOICE)
 
 
 def test_no_accounts_assigned() -> None:

@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from tests.helpers import UNPRINTABLE
 from totpd.errors import EnrolError
 from totpd.otp import Account, Kind, hotp_at, normalize_base32, reading_at, totp_at
 
@@ -129,3 +130,20 @@ def test_short_secrets_and_long_periods_still_give_codes() -> None:
     account = Account("short", "Short", period_s=300)
     assert totp_at(account, b32(key), 1_000_000) == reference_hotp(key, 1_000_000 // 300)
     assert reading_at(account, b32(key), 1_000_000, min_seconds_left=8).seconds_left == 200
+
+
+@pytest.mark.parametrize("hidden", UNPRINTABLE.values(), ids=UNPRINTABLE.keys())
+def test_a_spoken_label_with_an_unprintable_character_is_refused(hidden: str) -> None:
+    with pytest.raises(EnrolError) as refused:
+        Account("github", f"Git{hidden}Hub")
+    first = next(c for c in hidden if not c.isprintable())
+    assert f"U+{ord(first):04X}" in str(refused.value)
+    assert str(refused.value).isprintable()  # the message never carries the character
+
+
+@pytest.mark.parametrize("hidden", UNPRINTABLE.values(), ids=UNPRINTABLE.keys())
+def test_an_issuer_keeps_only_its_printable_characters(hidden: str) -> None:
+    issuer = Account("github", "GitHub", issuer=f"Git{hidden}Hub").issuer
+    assert issuer.isprintable()
+    assert issuer.startswith("Git")
+    assert issuer.endswith("Hub")

@@ -1,11 +1,16 @@
 """The roster file (directory.json) as the daemon sees it while the CLI, another process,
 changes it."""
 
+import json
+import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from totpd.otp import Account
-from totpd.roster import RosterFile
+from totpd.roster import ROSTER_FILE, RosterFile
 
 
 def add_account(roster: RosterFile, name: str) -> None:
@@ -35,3 +40,25 @@ def test_a_change_made_by_the_daemon_itself_is_seen_at_once(tmp_path: Path) -> N
     assert daemon.current(max_age_s=60).accounts == {}
     add_account(daemon, "github")
     assert list(daemon.current(max_age_s=60).accounts) == ["github"]
+
+
+def test_a_directory_file_with_an_unprintable_label_is_cleaned_on_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A label enrolled before labels were checked: the phone line keeps working."""
+    accounts = [
+        {**asdict(Account("github", "GitHub")), "label": "Git\x1b[2JHub\u202e"},
+        {**asdict(Account("gmail", "Gmail")), "label": "\x00\u200b"},
+        asdict(Account("bank", "Bank")),
+    ]
+    document = {"version": 1, "accounts": accounts, "users": []}
+    (tmp_path / ROSTER_FILE).write_text(json.dumps(document))
+    with caplog.at_level(logging.WARNING):
+        roster = RosterFile(tmp_path).current()
+    labels = {name: account.label for name, account in roster.accounts.items()}
+    assert labels == {"github": "Git[2JHub", "gmail": "gmail", "bank": "Bank"}
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert all(line.isprintable() for line in warned)
+    assert "account github: unprintable characters removed from its spoken label" in warned[0]
+    assert "account gmail" in warned[1]

@@ -6,6 +6,7 @@ text alone; `load` reads the file and checks the files it names.
 """
 
 import dataclasses
+import ipaddress
 import os
 import stat
 import tomllib
@@ -20,6 +21,22 @@ from totpd.errors import ConfigError
 
 SIGNATURE_SECRET_ENV = "TOTPD_VONAGE_SIGNATURE_SECRET"  # noqa: S105 - a variable name
 CONFIG_ENV = "TOTPD_CONFIG"
+UNIX_PREFIX = "unix:"
+MAX_UNIX_PATH_BYTES = 107  # sun_path holds 108 bytes, with the terminating NUL
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for "localhost" and loopback addresses (127.0.0.0/8, ::1, also IPv4-mapped),
+    bracketed or not; never for a name that merely starts like one ("127.example.org")."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 @dataclass(frozen=True)
@@ -34,8 +51,18 @@ class Listen:
 
     @property
     def is_loopback(self) -> bool:
-        """True when only this machine can connect."""
-        return self.host in ("localhost", "::1") or self.host.startswith("127.")
+        """True when only this machine can connect: "localhost" or a loopback address."""
+        return is_loopback_host(self.host)
+
+
+@dataclass(frozen=True)
+class UnixSocket:
+    """A Unix socket to listen on: only processes that may write to it can connect."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"{UNIX_PREFIX}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -73,9 +100,11 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    """[admin]: the local enrolment web page; off when `listen` is absent."""
+    """[admin]: the local enrolment web page; off when `listen` is absent. A Unix socket
+    ("unix:/run/totpd/admin.sock") lets only the service's user and group reach it; a TCP
+    port on loopback, any local user."""
 
-    listen: Listen | None = None
+    listen: Listen | UnixSocket | None = None
     allow_remote: bool = False
     session_idle_s: int = 900
 
@@ -177,6 +206,18 @@ def parse_listen(key: str, value: Any) -> Listen:
     return Listen(host, int(port_text))
 
 
+def parse_admin_listen(key: str, value: Any) -> Listen | UnixSocket:
+    """Parse "host:port" or "unix:/absolute/path.sock"."""
+    if not isinstance(value, str) or not value.startswith(UNIX_PREFIX):
+        return parse_listen(key, value)
+    path = Path(value.removeprefix(UNIX_PREFIX))
+    if not path.is_absolute():
+        raise ConfigError(f"{key}: {value!r}: the socket needs an absolute path")
+    if len(os.fsencode(path)) > MAX_UNIX_PATH_BYTES:
+        raise ConfigError(f"{key}: {value!r}: a socket path is no longer than 107 bytes")
+    return UnixSocket(path)
+
+
 def _check_url(key: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -189,6 +230,8 @@ def _check_url(key: str, value: str) -> str:
 def _convert(key: str, value: Any, hint: Any) -> Any:
     if hint is Listen or hint == (Listen | None):
         return parse_listen(key, value)
+    if hint == (Listen | UnixSocket | None):
+        return parse_admin_listen(key, value)
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: expected a path string")
@@ -252,12 +295,26 @@ def _validate(config: Config) -> Config:
     if storage != "embedded" and not storage.startswith(("redis://", "rediss://")):
         raise ConfigError('lockout.storage: use "embedded" or a redis:// URI')
     admin = config.admin.listen
-    if admin is not None and not admin.is_loopback and not config.admin.allow_remote:
+    if isinstance(admin, Listen) and not admin.is_loopback and not config.admin.allow_remote:
         raise ConfigError(
-            f"admin.listen: {admin} is not a loopback address; the admin page stays on"
-            " 127.0.0.1 (reach it with ssh -L) unless admin.allow_remote = true"
+            f"admin.listen: {admin} is not a loopback address; the admin page stays on this"
+            ' machine ("unix:/run/totpd/admin.sock", reached with ssh -L) unless'
+            " admin.allow_remote = true"
         )
     return config
+
+
+def warnings(config: Config) -> list[str]:
+    """What the config allows but a careful sysadmin should hear about, one line each:
+    `check-config` prints them and `serve` logs them at start."""
+    found = []
+    if not config.vonage.application_id:
+        # Vonage signs with the account's signature secret, which every application shares.
+        found.append(
+            "vonage.application_id is empty: webhooks signed for any application on this"
+            " Vonage account are accepted (the signature secret is the account's)"
+        )
+    return found
 
 
 def check_secret_file(key: str, path: Path) -> None:

@@ -12,11 +12,13 @@ from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
-from totpd.config import Config, Listen
+from totpd.config import Config, Listen, UnixSocket
+from totpd.config import warnings as config_warnings
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import publish_locked
 from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
+from totpd.unix_socket import BoundSocket, bind_unix_socket
 from totpd.web import create_server
 
 log = logging.getLogger("totpd")
@@ -30,8 +32,14 @@ STATUS_INTERVAL_S = 10.0
 
 
 async def _start(
-    runner: web.BaseRunner, listen: Listen, what: str, passed: list[socket.socket] | None
+    runner: web.BaseRunner,
+    listen: Listen | UnixSocket,
+    what: str,
+    passed: list[socket.socket] | None,
+    made: list[BoundSocket] | None = None,
 ) -> web.BaseRunner:
+    """Start `runner` on the sockets systemd passed, else on `listen`; a Unix socket made here
+    joins `made`, to be removed at shutdown."""
     await runner.setup()
     if passed:  # socket activation: systemd already bound the address
         for sock in passed:
@@ -39,7 +47,13 @@ async def _start(
             log.info("%s listening on %s (socket activation)", what, _address(sock))
         return runner
     try:
-        await web.TCPSite(runner, listen.host, listen.port).start()
+        if isinstance(listen, UnixSocket):
+            bound = bind_unix_socket(listen.path)
+            if made is not None:
+                made.append(bound)
+            await web.SockSite(runner, bound.sock).start()
+        else:
+            await web.TCPSite(runner, listen.host, listen.port).start()
     except OSError as exc:
         await runner.cleanup()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -149,10 +163,22 @@ async def run(config: Config) -> None:
     lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
     """
     logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
+    for warning in config_warnings(config):
+        log.warning(warning)
     services = open_services(config)
     runners: list[web.BaseRunner] = []
+    made: list[BoundSocket] = []
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
+    # Before any listener opens: a SIGTERM once a client can connect is a clean shutdown
+    # (the admin socket removed, notifications drained), never the default instant death.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: tasks.append(loop.create_task(_reload(services)))
+    )
     try:
         await services.notifier.start()
         webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
@@ -169,14 +195,8 @@ async def run(config: Config) -> None:
 
             admin = _app_runner(create_admin_app(services))
             passed = activated.get("admin")
-            runners.append(await _start(admin, config.admin.listen, "admin page", passed))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: tasks.append(loop.create_task(_reload(services)))
-        )
+            listen = config.admin.listen
+            runners.append(await _start(admin, listen, "admin page", passed, made))
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
         _tune_garbage_collector()
@@ -189,6 +209,8 @@ async def run(config: Config) -> None:
             task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
+        for bound in made:
+            bound.remove()
         await services.notifier.stop(NOTIFY_DRAIN_S)
         services.close()
 

@@ -6,7 +6,7 @@ the PIN verdict) and renders the prompts. Read `step` top to bottom as the scrip
     answer -> [user number] -> PIN -> menu (skipped for one account) -> code -> again / menu
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -35,6 +35,7 @@ class Ending(StrEnum):
 
     DONE = "done"
     NO_INPUT = "no_input"
+    NO_CHOICE = "no_choice"
     PIN_REFUSED = "pin_refused"
     NO_ACCOUNTS = "no_accounts"
 
@@ -61,6 +62,9 @@ class Call:
     choices: tuple[Choice, ...] = ()
     account: str = ""
     codes_read: int = 0
+    # Set by the call store when it creates the call, carried along and never read here: a
+    # late request of an earlier call under the same uuid cannot write over this one.
+    generation: str = field(default="", compare=False)
 
 
 # Events: what happened on the line, with the facts the shell resolved.
@@ -230,9 +234,11 @@ def _read_code(call: Call, choice: Choice) -> Outcome:
 
 
 def _ask_again_or_end(call: Call, said: Prompt | None) -> Outcome:
-    """Silence or a wrong key: ask once more, then hang up."""
+    """Silence or a wrong key: ask once more, then hang up, saying why (the last miss)."""
     if call.misses >= 1:
-        ending = Ending.DONE if call.codes_read else Ending.NO_INPUT
+        ending = Ending.NO_INPUT if said is None else Ending.NO_CHOICE
+        if call.codes_read:
+            ending = Ending.DONE
         ended, prompts = _end(call, ending)
         return ended, [said, *prompts] if said else prompts
     silent = said is None  # a wrong key is answered by `said`; silence by asking "again"

@@ -31,6 +31,7 @@ SAFETY_NET = "Sorry, something went wrong. Goodbye."
 GOODBYES = {
     Ending.DONE: "Goodbye.",
     Ending.NO_INPUT: "I did not hear anything. Goodbye.",
+    Ending.NO_CHOICE: "Goodbye.",  # after "That is not an option."
     Ending.PIN_REFUSED: "Goodbye.",
     Ending.NO_ACCOUNTS: "There are no accounts for you. Goodbye.",
 }

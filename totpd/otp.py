@@ -14,6 +14,7 @@ from typing import Any
 import pyotp
 
 from totpd.errors import EnrolError
+from totpd.printable import code_point, strip_unprintable, unprintable_in
 
 ALGORITHMS: dict[str, Any] = {
     "SHA1": hashlib.sha1,
@@ -33,7 +34,15 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Account:
-    """An enrolled account: everything about it but its secret, which lives in the secret store."""
+    """An enrolled account: everything about it but its secret, which lives in the secret store.
+
+    Every route in (URI, export, QR code, admin page, backup) builds one, so the text rules hold
+    here: the name is a-z, 0-9 and ._- (it names files and metrics); a spoken label with an
+    unprintable character (totpd.printable) is refused, since the voice and every screen must
+    say what the admin typed or saw, and enrolment cleans labels it derives before they get
+    here; the issuer, never spoken and copied from a QR code, keeps only its printable
+    characters.
+    """
 
     name: str
     label: str
@@ -50,8 +59,15 @@ class Account:
                 f"account name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
                 " starting with a letter or digit"
             )
+        hidden = unprintable_in(self.label)
+        if hidden is not None:
+            raise EnrolError(
+                f"spoken label holds an unprintable character ({code_point(hidden)}): use"
+                " letters, digits, punctuation and spaces"
+            )
         if not self.label.strip() or len(self.label) > MAX_LABEL_CHARS:
             raise EnrolError(f"spoken label must be 1-{MAX_LABEL_CHARS} characters")
+        object.__setattr__(self, "issuer", strip_unprintable(self.issuer))
         if self.algorithm not in ALGORITHMS:
             raise EnrolError(
                 f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512"

@@ -7,6 +7,7 @@ be read or written (a full disk, a planted symlink) is a StorageError naming it.
 
 import fcntl
 import json
+import logging
 import math
 import os
 import time
@@ -19,10 +20,13 @@ from typing import Any
 from totpd.errors import RosterError, StorageError
 from totpd.files import FileVersion, file_version, open_lock, read_file, write_atomic
 from totpd.otp import Account, Kind
+from totpd.printable import strip_unprintable
 from totpd.users import User
 
 ROSTER_FILE = "directory.json"  # its name on disk since the first release
 FORMAT_VERSION = 1
+
+log = logging.getLogger("totpd.roster")
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,30 @@ def encode(roster: Roster) -> bytes:
     return json.dumps(document, indent=2).encode()
 
 
+def _account(fields: dict[str, Any], path: Path) -> Account:
+    """An account as stored. A spoken label from before labels were checked loses its
+    unprintable characters here, with a warning: refusing the file would silence every user."""
+    label = fields["label"]
+    cleaned = " ".join(strip_unprintable(label).split()) or fields["name"]
+    account = Account(**{**fields, "label": cleaned, "kind": Kind(fields["kind"])})
+    if cleaned != label:
+        log.warning(
+            "%s: account %s: unprintable characters removed from its spoken label, now %r;"
+            " the next change to the directory saves it",
+            path,
+            account.name,
+            account.label,
+        )
+    return account
+
+
 def decode(raw: bytes, path: Path) -> Roster:
     """The inverse of `encode`; RosterError naming `path` when the bytes are not a roster."""
     try:
         document: dict[str, Any] = json.loads(raw)
         if document.get("version") != FORMAT_VERSION:
             raise RosterError(f"{path}: unsupported format version")
-        accounts = [Account(**{**a, "kind": Kind(a["kind"])}) for a in document["accounts"]]
+        accounts = [_account(fields, path) for fields in document["accounts"]]
         users = [
             User(**{**u, "accounts": tuple(u["accounts"]), "callers": tuple(u["callers"])})
             for u in document["users"]

@@ -1,6 +1,10 @@
 """What the admin page tests share: the page in this test's loop, Chromium's switches, sign-in,
-and QR codes as screenshots and as a camera's video."""
+QR codes as screenshots and as a camera's video, and the page's Unix socket reached as ssh -L
+would reach it."""
 
+import asyncio
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,3 +111,37 @@ def qr_video(path: Path, text: str, width: int = 640, height: int = 480) -> Path
     header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode()
     path.write_bytes(header + b"".join(b"FRAME\n" + planes for _ in range(10)))
     return path
+
+
+def wait_for_unix_socket(path: Path, timeout_s: float = 15.0) -> None:
+    """Block until something accepts connections on the Unix socket at `path`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX) as sock:
+            if sock.connect_ex(str(path)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {path}")
+
+
+async def forward_to_unix_socket(path: Path) -> tuple[asyncio.Server, int]:
+    """What `ssh -L PORT:/run/totpd/admin.sock host` does on the admin's laptop: a loopback
+    TCP port whose every connection goes on to the Unix socket at `path`."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(1 << 16):
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        unix_reader, unix_writer = await asyncio.open_unix_connection(str(path))
+        await asyncio.gather(pipe(reader, unix_writer), pipe(unix_reader, writer))
+
+    server = await asyncio.start_server(connect, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    return server, port

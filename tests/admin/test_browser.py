@@ -18,9 +18,11 @@ from tests.admin.helpers import (
     EXAMPLE_URI,
     AdminPage,
     BrowserFactory,
+    forward_to_unix_socket,
     qr_png,
     qr_video,
     sign_in,
+    wait_for_unix_socket,
 )
 from tests.helpers import CALLER, PIN, codes_near_now, free_port, run_totpd, wait_for_port
 from totpd.admin.auth import LOCKOUT_USER
@@ -90,6 +92,31 @@ async def test_enrol_a_screenshot_and_hear_it_on_a_call(
         for path in ("/", "/login", "/static/admin.js"):
             async with session.get(f"http://127.0.0.1:{webhook_port}{path}") as public:
                 assert public.status == 404
+
+
+async def test_the_page_on_its_unix_socket_works_through_an_ssh_style_forward(
+    daemon: Daemon, browser: Page, tmp_path: Path
+) -> None:
+    """The documented setup: `listen = "unix:..."` on the server, `ssh -L 8081:SOCKET host`
+    on the laptop (a forwarder here), and the browser on http://localhost:8081/."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o750)
+    admin_socket = run_dir / "admin.sock"
+    config_path, _ = daemon(f'[admin]\nlisten = "unix:{admin_socket}"\n')
+    wait_for_unix_socket(admin_socket)
+    passwd = run_totpd(config_path, "admin", "passwd", stdin=f"{ADMIN_PASSWORD}\n")
+    assert passwd.returncode == 0, passwd.stderr
+    forwarder, port = await forward_to_unix_socket(admin_socket)
+    try:
+        base = f"http://localhost:{port}"
+        await sign_in(browser, f"{base}/")
+        assert browser.url == f"{base}/"
+        await browser.fill("#uri", EXAMPLE_URI)
+        response = await submit(browser, "#paste-form")
+        assert response.status == 200
+        assert await browser.inner_text(NOTICE) == "Enrolled example (no user hears it yet)."
+    finally:
+        forwarder.close()
 
 
 # the other ways in ----------------------------------------------------------------------------
@@ -181,7 +208,7 @@ async def test_an_expired_session_is_sent_to_sign_in_and_nothing_is_stored(
     await browser.fill("#uri", EXAMPLE_URI)
     admin_page.clock.advance(admin_page.services.config.admin.session_idle_s + 1)
     await submit(browser, "#paste-form")
-    assert browser.url == admin_page.url("/login")
+    assert browser.url == admin_page.url("/login?expired")
     assert "Your session has expired" in await browser.inner_text(NOTICE)
     assert admin_page.accounts() == ["github", "gmail"]
     await browser.goto(admin_page.url())

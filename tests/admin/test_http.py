@@ -4,6 +4,7 @@ The browser tests show what the sysadmin sees; these name the attacks a browser 
 send on its own (a foreign Host, a cross-site post, a planted session id, a bad upload body).
 """
 
+import asyncio
 import hashlib
 import io
 import re
@@ -11,8 +12,9 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
-from aiohttp import FormData, web
+from aiohttp import ClientResponse, FormData, web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -21,11 +23,14 @@ from tests.helpers import REPO, WebhookServer, run_totpd
 from tests.helpers import Client as WebhookClient
 from totpd import config as config_module
 from totpd.admin import create_admin_app
-from totpd.admin.app import CONTENT_SECURITY_POLICY
+from totpd.admin.app import CONTENT_SECURITY_POLICY, host_is_allowed
+from totpd.admin.enrol import decode_image
 from totpd.admin.password import PASSWORD_FILE, AdminPassword
+from totpd.admin.sessions import MAX_SESSIONS
 from totpd.admin.site import SITE
-from totpd.config import Config
-from totpd.errors import ConfigError
+from totpd.admin.tokens import SIGN_IN_FORM_S
+from totpd.config import AdminConfig, Config, Listen
+from totpd.errors import ConfigError, EnrolError
 from totpd.otp import Account
 from totpd.roster import Roster
 from totpd.services import Services
@@ -85,11 +90,46 @@ async def test_pages_have_no_inline_script(admin: Client) -> None:
     assert not re.search(r"<[^>]+\son[a-z]+=", html)  # no inline event handlers either
 
 
-async def test_a_dns_rebinding_host_is_refused(admin: Client) -> None:
-    response = await admin.get("/login", headers={"Host": "attacker.example:8081"})
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example:8081",  # DNS rebinding: a name the attacker points at 127.0.0.1
+        "127.example.org:8081",
+        "localhost.evil:8081",
+        "10.0.0.1:8081",
+        "0.0.0.0:8081",
+        "[2001:db8::1]:8081",
+        "[::ffff:10.0.0.1]:8081",
+        "",
+    ],
+)
+async def test_a_host_other_than_this_machine_is_refused(admin: Client, host: str) -> None:
+    response = await admin.get("/login", headers={"Host": host})
     assert response.status == 421
-    for host in ("127.0.0.1:8081", "localhost:8081", "[::1]:8081"):
-        assert (await admin.get("/login", headers={"Host": host})).status == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8081", "localhost:8081", "[::1]:8081", "localhost", "127.0.0.2:9000"]
+)
+async def test_localhost_and_loopback_addresses_are_served(admin: Client, host: str) -> None:
+    assert (await admin.get("/login", headers={"Host": host})).status == 200
+
+
+def test_with_allow_remote_ip_addresses_and_the_listen_host_are_served_names_are_not() -> None:
+    admin = AdminConfig(listen=Listen("admin.lan", 8081), allow_remote=True)
+    for host in ("admin.lan:8081", "192.168.1.5:8081", "[2001:db8::1]:8081", "localhost:8081"):
+        assert host_is_allowed(host, admin), host
+    for refused in ("attacker.example:8081", "admin.lan.attacker.example", "", None):
+        assert not host_is_allowed(refused, admin), refused
+
+
+async def test_a_request_without_a_host_header_is_refused(admin: Client) -> None:
+    """HTTP/1.0 needs no Host; aiohttp then puts the listening address in its place."""
+    reader, writer = await asyncio.open_connection(admin.host, admin.port)
+    writer.write(b"GET /login HTTP/1.0\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"421"
 
 
 async def test_a_cross_origin_post_is_refused(admin: Client, services: Services) -> None:
@@ -116,33 +156,42 @@ async def test_the_webhook_listener_has_no_admin_routes(
 
 
 # cookies and sessions -----------------------------------------------------------------------
-async def test_the_session_cookie_is_httponly_and_samesite_strict(admin: Client) -> None:
-    response = await admin.get("/login")
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("totpd-admin=")
-    assert "HttpOnly" in cookie
-    assert "SameSite=Strict" in cookie
-    assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
+def set_cookies(response: ClientResponse) -> dict[str, str]:
+    """The Set-Cookie headers of a response, by cookie name."""
+    return {h.partition("=")[0]: h for h in response.headers.getall("Set-Cookie", [])}
+
+
+async def test_the_cookies_are_httponly_and_samesite_strict(admin: Client) -> None:
+    form = await admin.get("/login")
+    token = csrf_of(await form.text())
+    signed_in = await admin.post(
+        "/login", data={"csrf": token, "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
+    # The form's nonce before sign-in, the session once signed in (and the nonce is dropped).
+    for cookie in (set_cookies(form)["totpd-sign-in"], set_cookies(signed_in)["totpd-admin"]):
+        assert "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
 
 
 async def test_the_cookie_is_secure_behind_a_local_tls_proxy(admin: Client) -> None:
     response = await admin.get("/login", headers={"X-Forwarded-Proto": "https"})
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("__Host-totpd-admin=")
+    assert cookie.startswith("__Host-totpd-sign-in=")
     assert "Secure" in cookie
 
 
 async def test_sign_in_issues_a_new_session_id(admin: Client) -> None:
-    await admin.get("/login")
-    planted = session_cookie(admin)
+    planted = "a-session-id-an-attacker-chose"
+    admin.session.cookie_jar.update_cookies({"totpd-admin": planted}, admin.make_url("/"))
     status, _ = await sign_in(admin)
     assert status == 200
     assert session_cookie(admin) != planted
     admin.session.cookie_jar.clear()
     admin.session.cookie_jar.update_cookies({"totpd-admin": planted}, admin.make_url("/"))
     response = await admin.get("/", allow_redirects=False)
-    assert response.status == 303  # the id from before sign-in is worth nothing
-    assert response.headers["Location"] == "/login"
+    assert response.status == 303  # the planted id is worth nothing
+    assert response.headers["Location"].startswith("/login")
 
 
 async def test_the_session_expires_when_idle(admin: Client) -> None:
@@ -172,6 +221,45 @@ async def test_a_new_password_ends_signed_in_sessions(
     status, _ = await sign_in(admin)  # the old one no longer works
     assert status == 403
     status, _ = await sign_in(admin, "another long passphrase")
+    assert status == 200
+
+
+async def test_a_flood_of_sign_in_forms_neither_evicts_a_pending_one_nor_fills_memory(
+    admin: Client,
+) -> None:
+    pending = csrf_of(await (await admin.get("/login")).text())  # the admin, about to sign in
+    assert admin.app is not None
+    sessions = admin.app[SITE].sessions
+    jar = aiohttp.DummyCookieJar()  # every visit a new browser, as a flood would be
+    async with aiohttp.ClientSession(cookie_jar=jar) as flood:
+        for _ in range(3 * MAX_SESSIONS):
+            async with flood.get(admin.make_url("/login")) as response:
+                assert response.status == 200
+    assert len(sessions) == 0  # an unsigned visitor costs the server nothing to remember
+    response = await admin.post("/login", data={"csrf": pending, "password": ADMIN_PASSWORD})
+    assert response.status == 200
+    assert response.url.path == "/"
+
+
+async def test_a_sign_in_form_is_bound_to_its_browser(admin: Client) -> None:
+    """A token from one browser (say, fetched by a local process) is worth nothing in another."""
+    async with aiohttp.ClientSession() as other, other.get(admin.make_url("/login")) as page:
+        stolen = csrf_of(await page.text())
+    await admin.get("/login")
+    response = await admin.post("/login", data={"csrf": stolen, "password": ADMIN_PASSWORD})
+    assert response.status == 403
+    assert "security token is missing or wrong" in await response.text()
+
+
+async def test_an_old_sign_in_form_is_refused(admin: Client) -> None:
+    token = csrf_of(await (await admin.get("/login")).text())
+    assert admin.app is not None
+    clock = admin.app[SITE].sessions.clock
+    assert isinstance(clock, Clock)
+    clock.advance(SIGN_IN_FORM_S + 1)
+    response = await admin.post("/login", data={"csrf": token, "password": ADMIN_PASSWORD})
+    assert response.status == 403
+    status, _ = await sign_in(admin)  # a fresh form works
     assert status == 200
 
 
@@ -231,6 +319,45 @@ async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
     assert response.status == 413
     assert "That file is too large" in await response.text()
     assert "example" not in services.roster.current().accounts
+
+
+@pytest.mark.parametrize(("width", "height"), [(5_000, 4_000), (10_000, 10_000), (20_000, 20_000)])
+def test_an_image_bomb_is_refused_with_its_real_size(width: int, height: int) -> None:
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("1", (width, height), 1).save(png, format="PNG")  # a few hundred KB at most
+    with pytest.raises(EnrolError) as refused:
+        decode_image(png.getvalue())
+    assert str(refused.value) == (
+        f"the image is too large to decode ({width}x{height} pixels; the limit is 16"
+        " megapixels): crop it to the QR code"
+    )
+
+
+async def test_a_label_with_a_control_character_is_refused_and_nothing_stored(
+    admin: Client, services: Services
+) -> None:
+    await sign_in(admin)
+    token = csrf_of(await (await admin.get("/")).text())
+    form = {"csrf": token, "uri": EXAMPLE_URI, "name": "example", "label": "Ex\x1b[2Jample"}
+    response = await admin.post("/enrol/text", data=form)
+    assert response.status == 400
+    assert "spoken label holds an unprintable character (U+001B)" in await response.text()
+    assert "example" not in services.roster.current().accounts
+
+
+async def test_a_hostile_issuer_is_enrolled_as_the_page_shows_it(
+    admin: Client, services: Services
+) -> None:
+    await sign_in(admin)
+    token = csrf_of(await (await admin.get("/")).text())
+    uri = EXAMPLE_URI.replace("issuer=Example", "issuer=Ex%E2%80%AEam%1B%5B2Jple")
+    assert (await admin.post("/enrol/text", data={"csrf": token, "uri": uri})).status == 200
+    (account,) = [
+        a for a in services.roster.current().accounts.values() if a.name not in ("github", "gmail")
+    ]
+    assert (account.label, account.issuer) == ("Exam[2Jple", "Exam[2Jple")
 
 
 async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:

@@ -212,3 +212,16 @@ def test_bad_secret_is_a_clear_error_that_does_not_echo_it(config_path: Path) ->
     assert bad.stderr.startswith("totpd: error: ")
     assert "not-base32" not in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_label_with_a_control_character_is_a_clear_error(config_path: Path) -> None:
+    before = state_files(config_path)
+    added = run_totpd(
+        config_path, "account", "add", "github", "--label", "Git\x1b[2JHub", stdin=GITHUB_SEED
+    )
+    assert added.returncode == 1
+    assert added.stderr == (
+        "totpd: error: spoken label holds an unprintable character (U+001B): use letters,"
+        " digits, punctuation and spaces\n"
+    )
+    assert state_files(config_path) == before

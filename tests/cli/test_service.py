@@ -64,3 +64,24 @@ def test_missing_signature_secret_is_a_clear_error(config_path: Path) -> None:
     result = run_totpd(config_path, "check-config", env={"TOTPD_VONAGE_SIGNATURE_SECRET": ""})
     assert result.returncode == 1
     assert "signature secret" in result.stderr
+
+
+APPLICATION_ID_WARNING = (
+    "totpd: warning: vonage.application_id is empty: webhooks signed for any application on"
+    " this Vonage account are accepted (the signature secret is the account's)"
+)
+
+
+def test_check_config_warns_when_no_application_id_is_set(config_path: Path) -> None:
+    without = config_path.read_text().replace("application_id = ", "# application_id = ")
+    config_path.write_text(without)
+    checked = run_totpd(config_path, "check-config")
+    assert checked.returncode == 0, checked.stderr
+    assert APPLICATION_ID_WARNING in checked.stderr.splitlines()
+    assert "OK" in checked.stdout
+
+
+def test_check_config_with_an_application_id_does_not_warn(config_path: Path) -> None:
+    checked = run_totpd(config_path, "check-config")
+    assert checked.returncode == 0, checked.stderr
+    assert "application_id" not in checked.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.admin.helpers import wait_for_unix_socket
 from tests.helpers import (
     DEPLOY,
     PIN,
@@ -233,8 +234,13 @@ def test_the_sandbox_is_enforced_by_the_kernel() -> None:
 def sandboxed_daemon(tmp_path: Path) -> Iterator[tuple[Path, int, int, Path]]:
     """`totpd serve` under the unit's seccomp policy: (config, pid, metrics port, log)."""
     port, metrics_port = free_port(), free_port()
+    run_dir = tmp_path / "run"  # what RuntimeDirectory=totpd makes
+    run_dir.mkdir(mode=0o750)
     config_path = write_config(
-        tmp_path, listen=f"127.0.0.1:{port}", metrics=f"127.0.0.1:{metrics_port}"
+        tmp_path,
+        f'[admin]\nlisten = "unix:{run_dir / "admin.sock"}"\n',
+        listen=f"127.0.0.1:{port}",
+        metrics=f"127.0.0.1:{metrics_port}",
     )
     loaded = config_module.load(config_path)
     loaded.paths.state_dir.mkdir(mode=0o700, parents=True)
@@ -270,6 +276,13 @@ def test_a_whole_call_works_inside_the_sandbox(
         scraped = reply.read().decode()
     assert 'totpd_codes_read_total{account="github"} 1.0' in scraped
     assert "process_resident_memory_bytes" in scraped  # /proc/self reads work too
+    # The admin page's Unix socket was made (bind, chmod, no chown) and answers.
+    admin_socket = config_path.parent / "run" / "admin.sock"
+    wait_for_unix_socket(admin_socket)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(admin_socket))
+        sock.sendall(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 200 ")
     assert "Traceback" not in log_path.read_text()
     # The thread that checked the PIN runs at a lower priority than the event loop's.
     niceness = thread_niceness(pid)

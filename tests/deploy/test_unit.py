@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import DEPLOY, unit_directives, unit_values
 from totpd import config as config_module
-from totpd.config import Config
+from totpd.config import Config, UnixSocket
 from totpd.notify import CREDENTIAL as NOTIFY_CREDENTIAL
 from totpd.secrets import SIGNATURE_CREDENTIAL
 from totpd.secrets.key import sealed_key_path
@@ -136,6 +136,19 @@ def test_the_service_is_a_notify_daemon_with_a_watchdog() -> None:
     assert unit_values(SERVICE, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
     assert unit_values(SERVICE, "StateDirectory") == ["totpd"]
     assert unit_values(SERVICE, "UMask") == ["0077"]
+
+
+def test_the_documented_admin_socket_lives_in_the_units_runtime_directory() -> None:
+    """/run/totpd exists while the service runs, the group may enter it, nobody else may."""
+    assert unit_values(SERVICE, "RuntimeDirectory") == ["totpd"]
+    assert unit_values(SERVICE, "RuntimeDirectoryMode") == ["0750"]
+    assert unit_values(SERVICE, "Group") == ["totpd"]
+    example = (DEPLOY / "totpd.toml").read_text()
+    listen = re.search(r'^# listen = "(unix:[^"]+)"$', example, re.MULTILINE)
+    assert listen, "deploy/totpd.toml shows the admin page on a Unix socket"
+    parsed = config_module.parse(f'[admin]\nlisten = "{listen[1]}"\n').admin.listen
+    assert isinstance(parsed, UnixSocket)
+    assert parsed.path.parent == Path("/run/totpd")
 
 
 def test_the_credentials_are_the_ones_the_code_reads() -> None:

@@ -117,12 +117,27 @@ def test_a_missing_file(tmp_path: Path) -> None:
         parse_image(tmp_path / "nowhere.png")
 
 
-def test_an_image_too_large_to_decode_safely(tmp_path: Path) -> None:
-    path = tmp_path / "huge.png"
-    Image.new("1", (10_000, 10_000), 1).save(path)  # tiny file, 100 megapixels
+@pytest.mark.parametrize(
+    ("width", "height", "image_format"),
+    [
+        (8_000, 7_000, "PNG"),  # 56 megapixels: over totpd's limit, under Pillow's
+        (10_000, 10_000, "PNG"),  # 100: over Pillow's warning limit
+        (20_000, 20_000, "PNG"),  # 400: over Pillow's hard limit, a decompression bomb
+        (20_000, 20_000, "GIF"),
+    ],
+)
+def test_an_image_too_large_to_decode_is_refused_with_its_real_size(
+    tmp_path: Path, width: int, height: int, image_format: str
+) -> None:
+    path = tmp_path / f"huge.{image_format.lower()}"
+    Image.new("1", (width, height), 1).save(path, format=image_format)  # a tiny file
     assert path.stat().st_size < 1 << 20
-    with pytest.raises(EnrolError, match="too large"):
+    with pytest.raises(EnrolError) as refused:
         parse_image(path)
+    assert str(refused.value) == (
+        f"{path}: the image is too large to decode ({width}x{height} pixels; the limit is"
+        " 50 megapixels): crop it to the QR code"
+    )
 
 
 # generating ------------------------------------------------------------------------------

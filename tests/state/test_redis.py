@@ -4,19 +4,25 @@ windows, as two replicas (two clients) see them, and what happens when Redis goe
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 
 from tests.servers import RedisServer
+from tests.state.calls import (
+    TTL_S,
+    late_ending_leaves_a_new_call_alone,
+    late_settle_leaves_a_held_new_call_held,
+    late_settle_leaves_a_new_call_alone,
+    pin_call,
+)
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable, StateUnavailable
-from totpd.flow import Call, Step
+from totpd.flow import Step
 from totpd.lockout import Layer, Lockout
 from totpd.state.redis import RedisState, limits_scripts
 
 pytestmark = pytest.mark.redis
-
-TTL_S = 60
 
 
 @pytest.fixture
@@ -32,11 +38,6 @@ async def connect(redis_server: RedisServer) -> AsyncIterator[Callable[[], Redis
     yield open_one
     for state in opened:
         state.close()
-
-
-def pin_call(uuid: str = "call-1") -> Call:
-    """A call waiting for its PIN."""
-    return Call(uuid, "447700900001", Step.PIN, user="alice")
 
 
 async def test_a_call_is_created_once(connect: Callable[[], RedisState]) -> None:
@@ -60,7 +61,8 @@ async def test_a_call_moves_only_forward(connect: Callable[[], RedisState]) -> N
     assert await b.claim("call-1", Step.MENU) is None  # out of order
     claimed = await b.claim("call-1", Step.PIN)
     assert claimed == pin_call()
-    await b.settle(Call("call-1", "447700900001", Step.MENU, user="alice"), TTL_S)
+    assert claimed is not None
+    await b.settle(replace(claimed, step=Step.MENU), TTL_S)
     assert await a.claim("call-1", Step.PIN) is None  # a replayed PIN step finds nothing
     at_menu = await a.claim("call-1", Step.MENU)
     assert at_menu is not None
@@ -85,7 +87,7 @@ async def test_an_ended_call_is_forgotten(connect: Callable[[], RedisState]) -> 
     assert await calls.count() == 2
     claimed = await calls.claim("call-1", Step.PIN)
     assert claimed is not None
-    await calls.settle(Call("call-1", "447700900001", Step.ENDED), TTL_S)
+    await calls.settle(replace(claimed, step=Step.ENDED), TTL_S)
     assert await calls.count() == 1
     assert await calls.discard("call-1") is None
 
@@ -173,3 +175,21 @@ async def test_redis_going_away_fails_closed_and_recovers(
     assert (await lockout.admit("447700900001", "alice")).refused_by is None
     assert await replays.first_use("jti-1", TTL_S)
     assert await calls.create(pin_call("call-2"), TTL_S)
+
+
+async def test_a_late_settle_never_writes_over_a_new_call_with_the_same_uuid(
+    connect: Callable[[], RedisState],
+) -> None:
+    await late_settle_leaves_a_new_call_alone(connect().calls())
+
+
+async def test_a_late_settle_never_releases_a_new_call_another_request_holds(
+    connect: Callable[[], RedisState],
+) -> None:
+    await late_settle_leaves_a_held_new_call_held(connect().calls())
+
+
+async def test_a_late_ending_never_forgets_a_new_call_with_the_same_uuid(
+    connect: Callable[[], RedisState],
+) -> None:
+    await late_ending_leaves_a_new_call_alone(connect().calls())

@@ -11,13 +11,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from totpd.admin import auth, enrol, lockouts, pages
 from totpd.admin.forms import MAX_FORM_BYTES
 from totpd.admin.password import AdminPassword
 from totpd.admin.sessions import SessionStore
 from totpd.admin.site import SITE, Site
+from totpd.admin.tokens import SignInTokens
+from totpd.config import AdminConfig, Listen, is_loopback_host
 from totpd.services import Services
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -50,19 +52,26 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def host_is_local(host: str) -> bool:
-    """True for a Host header naming this machine by address or as localhost.
+def host_is_allowed(host: str | None, admin: AdminConfig) -> bool:
+    """True for a Host header naming this machine: "localhost" or a loopback address.
 
     A DNS name pointing at 127.0.0.1 (DNS rebinding) is refused, so a web page the admin
-    visits cannot make their browser talk to the tunnel under its own origin.
+    visits cannot make their browser talk to the tunnel under its own origin; so is a request
+    with no Host at all. With `allow_remote`, the host of `admin.listen` and any IP address
+    are served too: neither is a name an attacker's DNS can rebind.
     """
     try:
-        name = urlsplit(f"//{host}").hostname
+        name = urlsplit(f"//{host}").hostname if host else None
     except ValueError:
         return False
     if name is None:
         return False
-    if name == "localhost":
+    if is_loopback_host(name):
+        return True
+    if not admin.allow_remote:
+        return False
+    listen = admin.listen
+    if isinstance(listen, Listen) and name == listen.host.lower():
         return True
     try:
         ipaddress.ip_address(name)
@@ -74,7 +83,9 @@ def host_is_local(host: str) -> bool:
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a foreign Host (unless remote access is allowed) and cross-origin form posts."""
-    if not request.app[SITE].services.config.admin.allow_remote and not host_is_local(request.host):
+    admin = request.app[SITE].services.config.admin
+    # The header itself: without one, aiohttp's request.host falls back to the local address.
+    if not host_is_allowed(request.headers.get(hdrs.HOST), admin):
         return web.Response(status=421, text="This page answers to 127.0.0.1 or localhost only.")
     if request.method in UNSAFE_METHODS:
         origin = request.headers.get("Origin")
@@ -100,6 +111,7 @@ def create_admin_app(
         services=services,
         password=AdminPassword(config.paths.state_dir, config.pins),
         sessions=SessionStore(idle_s=config.admin.session_idle_s, clock=clock),
+        sign_in_forms=SignInTokens(clock=clock),
         templates=pages.create_templates(),
     )
     app.on_response_prepare.append(_security_headers)

@@ -1,9 +1,13 @@
-"""Sign-in, sign-out and the session cookie.
+"""Sign-in, sign-out and the cookies.
 
-The cookie carries only a random session id: HttpOnly, SameSite=Strict, and Secure (with the
-`__Host-` prefix) when the page is served over TLS or through a TLS proxy on this machine.
-Password guesses go through the same lockout layers as PINs, keyed by the browser's address
-and a fixed name for the admin account, and no guess is checked while a layer is tripped.
+Until the admin signs in, the server keeps nothing: the sign-in form's CSRF token is signed
+(totpd.admin.tokens), its nonce in a cookie of its own, so no flood of anonymous visits can
+fill memory or push out a form the admin is about to send. A session exists only after the
+right password; its cookie carries only a random session id. Both cookies are HttpOnly,
+SameSite=Strict, and Secure (with the `__Host-` prefix) when the page is served over TLS or
+through a TLS proxy on this machine. Password guesses go through the same lockout layers as
+PINs, keyed by a fixed name for the admin account, and no guess is checked while a layer is
+tripped.
 """
 
 import ipaddress
@@ -12,25 +16,35 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from totpd.admin.forms import check_csrf, read_form
+from totpd.admin.forms import STALE_FORM, check_csrf, read_form
 from totpd.admin.pages import home_page, redirect, render
-from totpd.admin.sessions import Session, Tone
+from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import AdminRefused, LockoutUnavailable
 
 COOKIE = "totpd-admin"
-SECURE_COOKIE = "__Host-totpd-admin"
+SIGN_IN_COOKIE = "totpd-sign-in"
+SECURE_PREFIX = "__Host-"
 LOCKOUT_USER = "password"  # in the admin lockout's own windows, apart from every caller's
 EXPIRED = "Your session has expired. Sign in again; nothing was changed."
+EXPIRED_QUERY = "expired"  # /login?expired shows EXPIRED: the server keeps no notice for it
 
 log = logging.getLogger("totpd.admin")
 
 SessionHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
 
-def _is_loopback(address: str | None) -> bool:
+def _peer(request: web.Request) -> str:
+    """Who connected, for a log line: an address, or the Unix socket (whose peers have none)."""
+    return request.remote or "the Unix socket"
+
+
+def _is_local(request: web.Request) -> bool:
+    """True for a peer on this machine: a loopback address, or any peer of the Unix socket."""
+    if request.remote == "":
+        return True
     try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
+        return request.remote is not None and ipaddress.ip_address(request.remote).is_loopback
     except ValueError:
         return False
 
@@ -40,23 +54,27 @@ def is_https(request: web.Request) -> bool:
     if request.secure:
         return True
     forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
-    return forwarded == "https" and _is_loopback(request.remote)
+    return forwarded == "https" and _is_local(request)
 
 
-def _cookie_name(request: web.Request) -> str:
-    return SECURE_COOKIE if is_https(request) else COOKIE
+def _cookie_name(request: web.Request, name: str = COOKIE) -> str:
+    return SECURE_PREFIX + name if is_https(request) else name
 
 
-def set_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
-    """Point the browser at `session`."""
+def _set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
     response.set_cookie(
-        _cookie_name(request),
-        session.id,
+        _cookie_name(request, name),
+        value,
         path="/",
         httponly=True,
         samesite="Strict",
         secure=is_https(request),
     )
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
+    """Point the browser at `session`."""
+    _set_cookie(request, response, COOKIE, session.id)
 
 
 def current_session(request: web.Request) -> tuple[Session | None, bool]:
@@ -77,13 +95,12 @@ def current_session(request: web.Request) -> tuple[Session | None, bool]:
     return session, session_id is not None
 
 
-def to_sign_in(request: web.Request, notice: str = "") -> web.Response:
-    """Redirect to the sign-in page in a fresh anonymous session, with `notice` shown there."""
-    session = request.app[SITE].sessions.new()
-    if notice:
-        session.tell(Tone.ERROR, notice)
-    response = redirect("/login")
-    set_cookie(request, response, session)
+def to_sign_in(request: web.Request, expired: bool) -> web.Response:
+    """Redirect to the sign-in page; when the session expired, say so once and forget it."""
+    if not expired:
+        return redirect("/login")
+    response = redirect(f"/login?{EXPIRED_QUERY}")
+    response.del_cookie(_cookie_name(request), path="/")
     return response
 
 
@@ -96,7 +113,7 @@ def signed_in(handler: SessionHandler) -> Callable[[web.Request], Awaitable[web.
     async def guarded(request: web.Request) -> web.StreamResponse:
         session, had_cookie = current_session(request)
         if session is None or not session.signed_in:
-            return to_sign_in(request, EXPIRED if had_cookie else "")
+            return to_sign_in(request, expired=had_cookie)
         try:
             return await handler(request, session)
         except AdminRefused as exc:
@@ -110,70 +127,71 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     session, _ = current_session(request)
     if session is not None and session.signed_in:
         return redirect("/")
-    if session is None:
-        session = request.app[SITE].sessions.new()
-    return _sign_in_form(request, session)
+    expired = [Notice(Tone.ERROR, EXPIRED)] if EXPIRED_QUERY in request.query else []
+    return _sign_in_form(request, notices=expired)
 
 
 def _sign_in_form(
-    request: web.Request, session: Session, status: int = 200, error: str = ""
+    request: web.Request, status: int = 200, error: str = "", notices: list[Notice] | None = None
 ) -> web.Response:
+    """The sign-in page with a new form: its token in the page, its nonce in a cookie."""
     site = request.app[SITE]
-    notices = session.take_notices()
+    form = site.sign_in_forms.issue()
     response = render(
         request,
         "login.html",
         status=status,
-        csrf_token=session.csrf_token,
-        notices=notices,
+        csrf_token=form.token,
+        notices=notices or [],
         error=error,
         password_set=site.password.is_set(),
     )
-    set_cookie(request, response, session)
+    _set_cookie(request, response, SIGN_IN_COOKIE, form.nonce)
     return response
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
     """POST /login: check the token, the lockout, then the password (Argon2id, off the loop)."""
     site = request.app[SITE]
-    session, had_cookie = current_session(request)
-    if session is None:
-        return to_sign_in(request, EXPIRED if had_cookie else "")
     try:
         form = await read_form(request)
-        check_csrf(session, form.get("csrf"))
     except AdminRefused as exc:
-        return _sign_in_form(request, session, exc.status, exc.message)
+        return _sign_in_form(request, exc.status, exc.message)
+    nonce = request.cookies.get(_cookie_name(request, SIGN_IN_COOKIE))
+    if not site.sign_in_forms.check(nonce, form.get("csrf")):
+        return _sign_in_form(request, 403, STALE_FORM)
     lockout = site.services.admin_lockout
     try:
         # Counted before the check, as a PIN is: a crash mid-check still counts the guess.
-        # Every browser arrives through the same tunnel from 127.0.0.1: one shared caller key.
+        # Every browser arrives through the same tunnel or socket: one shared caller key.
         admission = await lockout.admit("", LOCKOUT_USER)
     except LockoutUnavailable:
         log.error("admin sign-in refused: lockout storage unavailable")
-        return _sign_in_form(request, session, 503, "Sign-in is unavailable right now.")
+        return _sign_in_form(request, 503, "Sign-in is unavailable right now.")
     if admission.refused_by is not None:
         log.warning(
-            "admin sign-in refused from %s: locked out (%s)", request.remote, admission.refused_by
+            "admin sign-in refused from %s: locked out (%s)", _peer(request), admission.refused_by
         )
         return _sign_in_form(
             request,
-            session,
             429,
             "Too many failed sign-ins. Wait, or clear the lockout with `totpd unlock`.",
         )
     if await site.password.verify(str(form.get("password", ""))):
         await lockout.give_back(admission)
-        site.sessions.end(session)  # a new id at sign-in: a planted id is worth nothing
-        fresh = site.sessions.new(password_version=site.password.version())
-        log.info("admin signed in from %s", request.remote)
+        earlier, _ = current_session(request)
+        if earlier is not None:
+            site.sessions.end(earlier)
+        session = site.sessions.new(password_version=site.password.version())
+        log.info("admin signed in from %s", _peer(request))
         response = redirect("/")
-        set_cookie(request, response, fresh)
+        set_cookie(request, response, session)
+        response.del_cookie(_cookie_name(request, SIGN_IN_COOKIE), path="/")
         return response
     await lockout.record_failure(admission)
-    log.warning("admin sign-in failed from %s", request.remote)
+    log.warning("admin sign-in failed from %s", _peer(request))
     message = "Wrong password." if site.password.is_set() else "No admin password is set."
-    return _sign_in_form(request, session, 403, message)
+    return _sign_in_form(request, 403, message)
 
 
 @signed_in

@@ -10,14 +10,12 @@ import contextlib
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from PIL import Image
 
 from totpd.admin.auth import signed_in
 from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
@@ -27,7 +25,7 @@ from totpd.admin.site import MAX_IMAGE_PIXELS, SITE
 from totpd.config import Config
 from totpd.enrol import Enrolment, parse_image, parse_text
 from totpd.enrol.commit import store_enrolments
-from totpd.enrol.qr import FORMATS
+from totpd.enrol.qr import check_size
 from totpd.errors import AdminRefused, EnrolError, RosterError, StorageError
 from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
@@ -53,29 +51,11 @@ def _image_file(image: bytes) -> Iterator[Path]:
         yield Path(file.name)
 
 
-def _check_size(path: Path) -> None:
-    """Refuse images too large to decode here, from the header alone (nothing is decoded)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as image:
-                pixels = image.width * image.height
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        pixels = MAX_IMAGE_PIXELS + 1
-    except (OSError, ValueError, SyntaxError):
-        return  # not an image, or damaged: parse_image says so in its own words
-    if pixels > MAX_IMAGE_PIXELS:
-        raise EnrolError(
-            f"the image is too large to decode ({pixels // 1_000_000} megapixels; the limit is"
-            f" {MAX_IMAGE_PIXELS // 1_000_000}): crop the screenshot to the QR code"
-        )
-
-
 def decode_image(image: bytes) -> list[Enrolment]:
     """The accounts in the QR code(s) of an uploaded image; EnrolError says what is wrong."""
     with _image_file(image) as path:
         try:
-            _check_size(path)
+            check_size(path, MAX_IMAGE_PIXELS)
             return parse_image(path)
         except EnrolError as exc:
             # parse_image names the file; here that is a meaningless /proc path.

@@ -1,9 +1,11 @@
 """Server-side sessions for the admin page: a random id in a cookie, everything else here.
 
-A session holds its CSRF token (the synchronizer token every form carries), whether it is
-signed in, and one-shot messages for the next page. It ends after `idle_s` without a request,
-after `lifetime_s` in any case, at sign-out, or when the admin password changes. Sessions live
-in this process only: a restart signs everyone out.
+A session is made only at sign-in, with the right password (the sign-in form itself needs none:
+totpd.admin.tokens), so no one without the password can make the table grow. It holds its
+CSRF token (the synchronizer token every form carries), the password it was signed in under,
+and one-shot messages for the next page. It ends after `idle_s` without a request, after
+`lifetime_s` in any case, at sign-out, or when the admin password changes. Sessions live in
+this process only: a restart signs everyone out.
 """
 
 import hmac
@@ -37,18 +39,18 @@ class Notice:
 
 @dataclass
 class Session:
-    """One browser's session. `password_version` is set while signed in."""
+    """One signed-in browser's session."""
 
     id: str = field(repr=False)
     csrf_token: str = field(repr=False)
     created_s: float
     last_seen_s: float
-    password_version: FileVersion | None = None
+    password_version: FileVersion | None  # of the password it signed in with
     notices: list[Notice] = field(default_factory=list)
 
     @property
     def signed_in(self) -> bool:
-        """True after a successful sign-in."""
+        """True while the password it signed in with is known (None: a missing file)."""
         return self.password_version is not None
 
     def csrf_matches(self, token: str | None) -> bool:
@@ -86,15 +88,13 @@ class SessionStore:
             now_s - session.last_seen_s > self.idle_s or now_s - session.created_s > self.lifetime_s
         )
 
-    def new(self, password_version: FileVersion | None = None) -> Session:
-        """A fresh session with new random id and CSRF token."""
+    def new(self, password_version: FileVersion | None) -> Session:
+        """A fresh session, signed in under `password_version`, with new random id and CSRF
+        token."""
         now_s = self.clock()
         self._sessions = {i: s for i, s in self._sessions.items() if not self._expired(s, now_s)}
         while len(self._sessions) >= self.max_sessions:
-            # A flood of anonymous visits must not push a signed-in admin out: the oldest
-            # anonymous session goes first (dicts keep insertion order).
-            anonymous = (i for i, s in self._sessions.items() if not s.signed_in)
-            del self._sessions[next(anonymous, next(iter(self._sessions)))]
+            del self._sessions[next(iter(self._sessions))]  # the oldest (insertion order)
         session = Session(
             id=secrets.token_urlsafe(TOKEN_BYTES),
             csrf_token=secrets.token_urlsafe(TOKEN_BYTES),

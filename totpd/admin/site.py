@@ -8,6 +8,7 @@ from aiohttp import web
 
 from totpd.admin.password import AdminPassword
 from totpd.admin.sessions import SessionStore
+from totpd.admin.tokens import SignInTokens
 from totpd.services import Services
 
 MAX_UPLOAD_BYTES = 5 << 20
@@ -16,11 +17,13 @@ MAX_IMAGE_PIXELS = 16_000_000  # a 5K screenshot is 14.7 megapixels
 
 @dataclass
 class Site:
-    """The daemon's services plus the admin page's own: password, sessions, templates."""
+    """The daemon's services plus the admin page's own: password, sessions, sign-in forms,
+    templates."""
 
     services: Services
     password: AdminPassword
     sessions: SessionStore
+    sign_in_forms: SignInTokens
     templates: jinja2.Environment
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     # Image decoding is CPU- and memory-heavy: one at a time.

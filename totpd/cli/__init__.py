@@ -20,6 +20,7 @@ from pathlib import Path
 from totpd import __version__
 from totpd import config as config_module
 from totpd.cli import accounts, lockouts, service, store, users
+from totpd.cli.parser import echo
 from totpd.errors import TotpdError
 from totpd.privileges import run_as_state_owner
 
@@ -63,7 +64,7 @@ def _run(argv: list[str] | None) -> int:
         run_as_state_owner(config.paths.state_dir, daemon=args.run is service.cmd_serve)
         status: int = args.run(args, config)
     except TotpdError as exc:
-        print(f"totpd: error: {exc}", file=sys.stderr)
+        echo(f"totpd: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

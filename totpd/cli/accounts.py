@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from totpd.cli.parser import Commands, add_command
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
 from totpd.enrol.enrolment import Enrolment
@@ -48,10 +48,10 @@ def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
     uri = format_uri(enrolment)
     if args.qr_out is not None:
         write_qr(uri, args.qr_out)
-        print(f"QR code written to {args.qr_out} (it holds the secret: delete it once scanned)")
+        echo(f"QR code written to {args.qr_out} (it holds the secret: delete it once scanned)")
     if on_terminal:
-        print(qr_text(uri))
-        print(uri)
+        print(qr_text(uri))  # block characters, drawn here
+        echo(uri)
     return 0
 
 
@@ -68,7 +68,7 @@ def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         for found in enrolments:
             account = found.account
-            print(f"{account.name}\t{account.label}\t{account.kind}\t{account.digits}")
+            echo(account.name, account.label, account.kind, account.digits)
         return 0
     _enrol(config, enrolments)
     return 0
@@ -80,7 +80,7 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
     store_enrolments(enrolments, open_store(config), RosterFile(config.paths.state_dir))
     for found in enrolments:
         account = found.account
-        print(
+        echo(
             f"enrolled {account.name} ({account.label!r}, {account.kind}, {account.digits} digits)"
         )
 
@@ -91,9 +91,14 @@ def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
     for account in roster.accounts.values():
         users = ",".join(u.name for u in roster.users.values() if account.name in u.accounts)
         timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
-        print(
-            f"{account.name}\t{account.label}\t{account.kind}\t{account.algorithm}"
-            f"\t{account.digits}\t{timing}\t{users or '-'}"
+        echo(
+            account.name,
+            account.label,
+            account.kind,
+            account.algorithm,
+            account.digits,
+            timing,
+            users or "-",
         )
     return 0
 
@@ -113,7 +118,7 @@ def cmd_account_remove(args: argparse.Namespace, config: Config) -> int:
 
     RosterFile(config.paths.state_dir).update(change)
     open_store(config).delete_seed(args.name)
-    print(f"removed {args.name}")
+    echo(f"removed {args.name}")
     return 0
 
 
@@ -133,9 +138,9 @@ def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
             return current.with_account(replace(now, counter=now.counter + 1))
 
         roster.update(advance)
-        print(reading.digits)
+        echo(reading.digits)
     else:
-        print(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")
+        echo(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")
     return 0
 
 

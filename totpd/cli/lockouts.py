@@ -6,7 +6,7 @@ Redis is shared.
 
 import argparse
 
-from totpd.cli.parser import Commands, add_command
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.config import Config
 from totpd.errors import TotpdError
 from totpd.lockout import CallerClass
@@ -18,9 +18,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
     states = read_lockouts(config)
     for state in states:
-        print(state.describe())
+        echo(state.describe())
     if not any(s.locked for s in states):
-        print("nothing is locked" if states else "no PIN failures on record; nothing is locked")
+        echo("nothing is locked" if states else "no PIN failures on record; nothing is locked")
     return 0
 
 
@@ -34,8 +34,8 @@ def cmd_unlock(args: argparse.Namespace, config: Config) -> int:
         raise TotpdError("--admin clears the admin page's windows alone: give it by itself")
     cleared = clear_lockouts(config, args.caller, args.user, global_class, args.admin)
     for state in cleared:
-        print(f"cleared {state.describe()}")
-    print(f"unlocked ({len(cleared)} window(s) had failures on record)")
+        echo(f"cleared {state.describe()}")
+    echo(f"unlocked ({len(cleared)} window(s) had failures on record)")
     return 0
 
 

@@ -1,10 +1,13 @@
-"""What every command module shares: a command's signature, and how one joins the parser."""
+"""What every command module shares: a command's signature, how one joins the parser, and how
+it prints a line (`echo`)."""
 
 import argparse
+import sys
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
 from totpd.config import Config
+from totpd.printable import for_terminal
 
 Command: TypeAlias = Callable[[argparse.Namespace, Config], int]
 # argparse's subparsers action is generic only to type checkers, hence the string.
@@ -17,3 +20,11 @@ def add_command(commands: Commands, name: str, run: Command) -> argparse.Argumen
     sub = commands.add_parser(name, help=(run.__doc__ or "").splitlines()[0])
     sub.set_defaults(run=run)
     return sub
+
+
+def echo(*columns: object, file: TextIO | None = None) -> None:
+    """Print one line, its columns tab-separated, every unprintable character escaped: what a
+    command prints may come from a QR code, the roster or a daemon, and must not drive the
+    admin's terminal (clear the screen, write the clipboard with OSC 52, reorder text)."""
+    line = "\t".join(for_terminal(str(column)) for column in columns)
+    print(line, file=file or sys.stdout, flush=True)

@@ -4,7 +4,8 @@ import argparse
 import logging
 import sys
 
-from totpd.cli.parser import Commands, add_command
+from totpd import config as config_module
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.config import Config
 from totpd.roster import RosterFile
 from totpd.secrets import open_store
@@ -26,12 +27,14 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     from totpd.notify import load_targets
     from totpd.services import read_lockouts
 
+    for warning in config_module.warnings(config):
+        echo(f"totpd: warning: {warning}", file=sys.stderr)
     open_store(config).signature_secret(config)  # raises when no route has one
     roster = RosterFile(config.paths.state_dir).current()
     for user in roster.users.values():
         for entry in user.unusable_callers():
-            print(
-                f"warning: user {user.name}: caller allowlist entry {entry!r} is not a phone"
+            echo(
+                f"totpd: warning: user {user.name}: caller allowlist entry {entry!r} is not a phone"
                 f" number and matches no call; set the list with `totpd user callers {user.name}"
                 " NUMBER,...`",
                 file=sys.stderr,
@@ -41,7 +44,7 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     targets = load_targets(config)  # counted and named by service: the URLs hold tokens
     services = ", ".join(target.service for target in targets)
     notify = f"{len(targets)} notification targets ({services})" if targets else "notifications off"
-    print(
+    echo(
         f"{config.source}: OK ({len(roster.accounts)} accounts, {len(roster.users)} users,"
         f" webhooks on {config.server.listen}, public URL {config.server.public_url},"
         f" lockout storage {storage} with {locked} lockouts,"
@@ -64,11 +67,10 @@ def cmd_call(args: argparse.Namespace, config: Config) -> int:
         answer_method=args.answer_method,
     )
 
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    keypad = scripted_keypad(args.press, say) if args.press else terminal_keypad(say)
-    return 0 if place_call(line, keypad, say) else 1
+    # What the daemon answers is printed escaped (echo): a hostile or buggy one cannot drive
+    # the admin's terminal.
+    keypad = scripted_keypad(args.press, echo) if args.press else terminal_keypad(echo)
+    return 0 if place_call(line, keypad, echo) else 1
 
 
 def register(commands: Commands) -> None:

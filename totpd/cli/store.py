@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from totpd.cli.parser import Commands, add_command
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
 from totpd.errors import TotpdError
@@ -19,15 +19,16 @@ def cmd_secrets_init(args: argparse.Namespace, config: Config) -> int:
     from totpd.secrets.provision import init_sealed_key
 
     sealed = init_sealed_key(config, args.output, args.with_key, args.force)
-    print(f"sealed vault key written to {sealed.path}")
+    echo(f"sealed vault key written to {sealed.path}")
     if sealed.entries:
-        print(f"vault re-encrypted with the new key ({sealed.entries} entries)")
+        echo(f"vault re-encrypted with the new key ({sealed.entries} entries)")
     if sealed.removed_key_file is not None:
-        print(f"removed the unsealed key {sealed.removed_key_file}")
+        echo(f"removed the unsealed key {sealed.removed_key_file}")
     if not sealed.found_by_config:
-        print(f'set in {config.source}: [secrets] sealed_key_file = "{sealed.path}"')
-    print("add to totpd.service (systemctl edit totpd), then restart it:")
-    print("\n".join(sealed.unit_lines()))
+        echo(f'set in {config.source}: [secrets] sealed_key_file = "{sealed.path}"')
+    echo("add to totpd.service (systemctl edit totpd), then restart it:")
+    for unit_line in sealed.unit_lines():
+        echo(unit_line)
     return 0
 
 
@@ -40,10 +41,10 @@ def cmd_secrets_backup(args: argparse.Namespace, config: Config) -> int:
     roster = RosterFile(config.paths.state_dir).current()
     backup, missing = collect(open_store(config), roster)
     if missing:
-        print(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
+        echo(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
     passphrase = read_secret("Backup passphrase: ", confirm=True)
     write_backup(args.file, seal_backup(backup, passphrase), force=args.force)
-    print(
+    echo(
         f"backed up {len(roster.accounts) - len(missing)} accounts and"
         f" {len(roster.users)} users to {args.file}"
     )
@@ -57,14 +58,14 @@ def cmd_secrets_restore(args: argparse.Namespace, config: Config) -> int:
     backup = read_backup(args.file, read_secret("Backup passphrase: "))
     roster_file = RosterFile(config.paths.state_dir)
     restored = restore(backup, open_store(config), roster_file, args.file, args.force)
-    print(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
+    echo(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
     return 0
 
 
 def cmd_secrets_set_signature_secret(args: argparse.Namespace, config: Config) -> int:
     """Store the Vonage signature secret in the secret store (from stdin or a prompt)."""
     open_store(config).set_signature_secret(read_secret("Signature secret: ", confirm=True))
-    print("Vonage signature secret stored")
+    echo("Vonage signature secret stored")
     return 0
 
 

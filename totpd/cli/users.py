@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from totpd import phone
-from totpd.cli.parser import Commands, add_command
+from totpd.cli.parser import Commands, add_command, echo
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
 from totpd.errors import PhoneNumberError, RosterError
@@ -29,7 +29,7 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
         return current.with_user(User(args.name, number, pin_hash, accounts, callers))
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
-    print(f"added user {added.name} (keypad number {added.number})")
+    echo(f"added user {added.name} (keypad number {added.number})")
     _show_assigned(assigned)
     return 0
 
@@ -38,7 +38,7 @@ def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
     """Set a user's PIN (from stdin, typed twice, or --generate-pin)."""
     assigned, pin_hash = _new_pin(config, args.generate_pin, "New PIN: ")
     _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
-    print(f"PIN changed for {args.name}")
+    echo(f"PIN changed for {args.name}")
     _show_assigned(assigned)
     return 0
 
@@ -61,7 +61,7 @@ def _show_assigned(pin: str) -> None:
 def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
     """Remove a user."""
     _change_user(config, args.name, lambda u: None)
-    print(f"removed user {args.name}")
+    echo(f"removed user {args.name}")
     return 0
 
 
@@ -69,7 +69,7 @@ def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
     """Replace the accounts a user may hear."""
     accounts = _account_names(args.accounts)
     _change_user(config, args.name, lambda u: replace(u, accounts=accounts))
-    print(f"{args.name} now hears: {', '.join(accounts) or 'nothing'}")
+    echo(f"{args.name} now hears: {', '.join(accounts) or 'nothing'}")
     return 0
 
 
@@ -80,7 +80,7 @@ def cmd_user_callers(args: argparse.Namespace, config: Config) -> int:
     callers = () if args.any else _caller_numbers(args.numbers)
     _change_user(config, args.name, lambda u: replace(u, callers=callers))
     shown = ", ".join(phone.shown(c) for c in callers) or "any number"
-    print(f"{args.name} may call from: {shown}")
+    echo(f"{args.name} may call from: {shown}")
     return 0
 
 
@@ -88,7 +88,7 @@ def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
     """List users: name, keypad number, accounts, caller allowlist."""
     for user in RosterFile(config.paths.state_dir).current().users.values():
         callers = ",".join(phone.shown(c) for c in user.callers) or "any"
-        print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
+        echo(user.name, user.number, ",".join(user.accounts) or "-", callers)
     return 0
 
 
@@ -132,7 +132,7 @@ def cmd_admin_passwd(args: argparse.Namespace, config: Config) -> int:
 
     password = read_secret("Admin page password: ", confirm=True)
     AdminPassword(config.paths.state_dir, config.pins).set(password)
-    print("admin page password set; signed-in sessions end at their next request")
+    echo("admin page password set; signed-in sessions end at their next request")
     return 0
 
 

@@ -11,6 +11,7 @@ from collections import Counter
 
 from totpd.enrol.enrolment import Enrolment, Found
 from totpd.otp import MAX_LABEL_CHARS, Account
+from totpd.printable import strip_unprintable
 
 MAX_NAME_CHARS = 64
 FALLBACK_NAME = "account"
@@ -24,8 +25,9 @@ def safe_name(text: str) -> str:
 
 
 def spoken_label(text: str) -> str:
-    """`text` as a spoken label: single spaces, no longer than a label may be."""
-    words = " ".join(text.split())
+    """`text` as a spoken label: printable characters only (a QR code may hide controls or
+    bidi overrides in an issuer), single spaces, no longer than a label may be."""
+    words = " ".join(strip_unprintable(text).split())
     return words[:MAX_LABEL_CHARS].rstrip() or FALLBACK_NAME
 
 

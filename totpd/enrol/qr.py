@@ -1,9 +1,10 @@
 """QR codes in image files (PNG or JPEG screenshots, photos of a screen): their text.
 
 Pillow reads the image, zxing-cpp finds and decodes every QR code in it. Images are capped in
-size before decoding, so a hostile file cannot exhaust memory.
+size from their header before decoding, so a hostile file cannot exhaust memory.
 """
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,44 @@ from totpd.errors import EnrolError
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 MAX_FILE_BYTES = 32 << 20
 MAX_PIXELS = 50_000_000
+HEADER_PREFIX_BYTES = 16  # what Image.open shows each format's `accept` test
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """An image's width and height from its header, no pixel decoded; None if it is none of
+    FORMATS.
+
+    Image.open refuses a decompression bomb before it says how large the image is; its format
+    plugins, called as Image.open calls them, read the header and nothing more.
+    """
+    Image.init()
+    with path.open("rb") as file:
+        prefix = file.read(HEADER_PREFIX_BYTES)
+        for name in FORMATS:
+            factory, accept = Image.OPEN[name]
+            accepted = accept(prefix) if accept is not None else True
+            if isinstance(accepted, str) or not accepted:  # a str is Pillow's "not quite"
+                continue
+            file.seek(0)
+            try:
+                with factory(file, str(path)) as image:
+                    return image.size
+            except (SyntaxError, IndexError, TypeError, ValueError, struct.error, OSError):
+                continue  # damaged, or another format after all
+    return None
+
+
+def check_size(path: Path, max_pixels: int) -> None:
+    """Refuse an image of more than `max_pixels`, naming its real size, before decoding it."""
+    try:
+        size = header_size(path)
+    except OSError:
+        return  # unreadable: whoever opens it next says so in their own words
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise EnrolError(
+            f"the image is too large to decode ({size[0]}x{size[1]} pixels; the limit is"
+            f" {max_pixels // 1_000_000} megapixels): crop it to the QR code"
+        )
 
 
 def read_qr_texts(path: Path) -> list[str]:
@@ -26,11 +65,14 @@ def read_qr_texts(path: Path) -> list[str]:
     if size > MAX_FILE_BYTES:
         raise EnrolError(f"{path}: image file is larger than {MAX_FILE_BYTES >> 20} MiB")
     try:
+        check_size(path, MAX_PIXELS)
+    except EnrolError as exc:
+        raise EnrolError(f"{path}: {exc}") from None
+    try:
+        # Pillow's own bomb guard stays on, a second line behind check_size.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise EnrolError(f"{path}: image is too large ({image.width}x{image.height})")
                 grey = image.convert("L")
     except UnidentifiedImageError:
         raise EnrolError(f"{path}: not an image totpd can read (PNG, JPEG, ...)") from None

@@ -14,16 +14,27 @@ the lockout policy that runs on a WindowStore is totpd.lockout.
 
 A call moves only forward. `claim` takes a call that waits at a given step and marks it busy
 in one atomic move, so a duplicate or out-of-order input finds nothing to take; `settle`
-stores the next state (or forgets an ended call).
+stores the next state (or forgets an ended call). `create` gives each call a random
+`generation`, which its states carry: `settle` writes only over the same generation, held
+busy, so a request that outlived its call (hung up, then a new call under the same uuid) can
+change nothing.
 """
 
 import json
+import secrets
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from limits.aio.storage import Storage
 
 from totpd.flow import Call, Choice, Step
+
+GENERATION_BYTES = 8
+
+
+def new_generation() -> str:
+    """A random tag for a newly created call (see the module's docstring)."""
+    return secrets.token_hex(GENERATION_BYTES)
 
 
 def encode_call(call: Call) -> str:
@@ -43,7 +54,8 @@ class CallStore(Protocol):
     """Calls in progress, keyed by Vonage call uuid, expiring after `ttl_s`."""
 
     async def create(self, call: Call, ttl_s: int) -> bool:
-        """Store a new call; False if the uuid is already known (a replayed answer)."""
+        """Store a new call, of a new generation; False if the uuid is already known (a
+        replayed answer)."""
 
     async def claim(self, uuid: str, step: Step) -> Call | None:
         """Take the call if it waits at `step` and nobody else holds it; else None."""
@@ -51,7 +63,8 @@ class CallStore(Protocol):
     async def settle(self, call: Call, ttl_s: int) -> None:
         """Store a claimed call's next state and release it; an ended call is forgotten.
 
-        A call that was discarded meanwhile (the caller hung up) stays gone.
+        A call that was discarded meanwhile (the caller hung up) stays gone, and a newer call
+        under the same uuid (another generation) is left as it is.
         """
 
     async def discard(self, uuid: str) -> Call | None:

@@ -5,9 +5,10 @@ neither can grow without bound.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from totpd.flow import Call, Step
+from totpd.state import new_generation
 
 SWEEP_EVERY_S = 30.0
 
@@ -40,7 +41,8 @@ class MemoryCallStore:
         stored = self._calls.get(call.uuid)
         if stored is not None and stored.expires_s > now_s:
             return False
-        self._calls[call.uuid] = _StoredCall(call, busy=False, expires_s=now_s + ttl_s)
+        created = replace(call, generation=new_generation())
+        self._calls[call.uuid] = _StoredCall(created, busy=False, expires_s=now_s + ttl_s)
         return True
 
     async def claim(self, uuid: str, step: Step) -> Call | None:
@@ -56,9 +58,12 @@ class MemoryCallStore:
 
     async def settle(self, call: Call, ttl_s: int) -> None:
         """See CallStore."""
+        stored = self._calls.get(call.uuid)
+        if stored is None or not stored.busy or stored.call.generation != call.generation:
+            return
         if call.step is Step.ENDED:
-            self._calls.pop(call.uuid, None)
-        elif call.uuid in self._calls:
+            del self._calls[call.uuid]
+        else:
             expires_s = time.monotonic() + ttl_s
             self._calls[call.uuid] = _StoredCall(call, busy=False, expires_s=expires_s)
 

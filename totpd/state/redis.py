@@ -12,11 +12,12 @@ totpd's scripts go by EVAL, and `limits`' scripts are loaded into Redis's script
 first use (again after any failure, e.g. a restarted Redis): an EVALSHA that meets an empty
 cache fails, and the client then drops the connection under every request sharing it.
 
-Keys: `totpd:call:<uuid>` (a hash: call, step, busy), `totpd:jti:<jti>`, and the lockout
-windows under `totpd:lockout:` in `limits`' own layout.
+Keys: `totpd:call:<uuid>` (a hash: call, step, busy, generation), `totpd:jti:<jti>`, and the
+lockout windows under `totpd:lockout:` in `limits`' own layout.
 """
 
 import asyncio
+from dataclasses import replace
 from importlib import resources
 from typing import Any, cast
 
@@ -27,17 +28,17 @@ from limits.aio.storage import RedisStorage, Storage
 
 from totpd.errors import StateUnavailable
 from totpd.flow import Call, Step
-from totpd.state import decode_call, encode_call
+from totpd.state import decode_call, encode_call, new_generation
 
 PREFIX = "totpd"
 LOCKOUT_PREFIX = f"{PREFIX}:lockout"
 TIMEOUTS_S: dict[str, float] = {"stream_timeout": 2.0, "connect_timeout": 1.0}
 FAILURES = (RedisError, OSError, TimeoutError)
 
-# KEYS[1] call; ARGV: call JSON, step, ttl
+# KEYS[1] call; ARGV: call JSON, step, ttl, generation
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'call', ARGV[1], 'step', ARGV[2], 'busy', '0')
+redis.call('HSET', KEYS[1], 'call', ARGV[1], 'step', ARGV[2], 'busy', '0', 'generation', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
@@ -48,9 +49,16 @@ if held[1] ~= ARGV[1] or held[2] ~= '0' then return false end
 redis.call('HSET', KEYS[1], 'busy', '1')
 return held[3]
 """
-# KEYS[1] call; ARGV: call JSON, step, ttl. A call that hung up meanwhile stays gone.
+# KEYS[1] call; ARGV: call JSON, step, ttl, generation. Only the held call of that generation
+# changes: a call that hung up meanwhile stays gone, a newer one under its uuid stays as it is.
+# (A call stored before generations existed has none: "".)
 SETTLE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local held = redis.call('HMGET', KEYS[1], 'busy', 'generation')
+if held[1] ~= '1' or (held[2] or '') ~= ARGV[4] then return 0 end
+if ARGV[2] == 'ended' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
 redis.call('HSET', KEYS[1], 'call', ARGV[1], 'step', ARGV[2], 'busy', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
@@ -171,7 +179,8 @@ class RedisCallStore:
 
     async def create(self, call: Call, ttl_s: int) -> bool:
         """See CallStore."""
-        args = (encode_call(call), call.step.value, ttl_s)
+        created = replace(call, generation=new_generation())
+        args = (encode_call(created), call.step.value, ttl_s, created.generation)
         return bool(await self._state.run(CREATE, (_call_key(call.uuid),), args))
 
     async def claim(self, uuid: str, step: Step) -> Call | None:
@@ -181,11 +190,8 @@ class RedisCallStore:
 
     async def settle(self, call: Call, ttl_s: int) -> None:
         """See CallStore."""
-        if call.step is Step.ENDED:
-            await self._state.run(DISCARD, (_call_key(call.uuid),), ())
-        else:
-            args = (encode_call(call), call.step.value, ttl_s)
-            await self._state.run(SETTLE, (_call_key(call.uuid),), args)
+        args = (encode_call(call), call.step.value, ttl_s, call.generation)
+        await self._state.run(SETTLE, (_call_key(call.uuid),), args)
 
     async def discard(self, uuid: str) -> Call | None:
         """See CallStore."""
