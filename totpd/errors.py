@@ -39,6 +39,11 @@ class RosterError(TotpdError):
     """A user or account is unknown, duplicated or inconsistent."""
 
 
+class CatalogueError(TotpdError):
+    """A language has no prompt catalogue, or a catalogue lacks a prompt or a placeholder;
+    the message names the file and the key."""
+
+
 class LockoutUnavailable(TotpdError):
     """Lockout state cannot be read or recorded, so no PIN may be checked (fail closed)."""
 
