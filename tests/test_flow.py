@@ -1,5 +1,6 @@
 """The call flow as transcripts: events in, the words a caller hears out, top to bottom."""
 
+from totpd.catalogues import find
 from totpd.config import CallConfig
 from totpd.emulator import plain_text
 from totpd.flow import (
@@ -27,6 +28,7 @@ ACCEPTED_TWO = PinChecked(PinVerdict.ACCEPTED, (GMAIL, GITHUB))
 WRONG = PinChecked(PinVerdict.WRONG)
 LOCKED = PinChecked(PinVerdict.LOCKED)
 CONFIG = CallConfig()
+ENGLISH = find("en-GB")
 
 
 def heard(prompts: list[Prompt], call: Call) -> str:
@@ -35,7 +37,7 @@ def heard(prompts: list[Prompt], call: Call) -> str:
         SayCode(p.choice.label, Reading("123456", 20)) if isinstance(p, ReadCode) else p
         for p in prompts
     ]
-    ncco = render(resolved, call.step, "https://x.test", CONFIG)
+    ncco = render(resolved, call.step, "https://x.test", CONFIG, ENGLISH)
     if call.step is not Step.ENDED:
         ncco = ncco[:-1]  # the safety-net goodbye, heard only if a webhook fails
     return " ".join(plain_text(a["text"]) for a in ncco if a["action"] == "talk")
@@ -143,3 +145,11 @@ def test_every_refusal_sounds_the_same() -> None:
         if verdict is not PinVerdict.ACCEPTED
     }
     assert len(set(said.values())) == 1
+
+
+def test_one_second_is_said_in_the_singular() -> None:
+    code = SayCode("GitHub", Reading("123456", 1, wait_s=1))
+    spoken = render([code], Step.ENDED, "", CONFIG, ENGLISH)
+    said = plain_text(spoken[0]["text"])
+    assert "The new code starts in 1 second. Your GitHub code is" in said
+    assert said.endswith("It is valid for 1 second.")

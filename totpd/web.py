@@ -19,7 +19,7 @@ from aiohttp.http import RawRequestMessage
 from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
-from totpd import flow, ncco, vonage
+from totpd import catalogues, flow, ncco, vonage
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
 from totpd.notify import Event, EventKind, lockout_tripped
@@ -238,7 +238,10 @@ class Webhooks:
 
 def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -> bytes:
     config = services.config
-    return orjson.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
+    words = catalogues.find(config.call.language)
+    return orjson.dumps(
+        ncco.render(list(prompts), step, config.server.public_url, config.call, words)
+    )
 
 
 async def _event_from_input(

@@ -60,9 +60,9 @@ class Catalogue:
     prompts: Mapping[str, str]
     spelling: Mapping[str, str]
 
-    def say(self, key: str, **values: str) -> str:
-        """SSML for the prompt `key`: its text XML-escaped, `values` (SSML already) filled in."""
-        return escape(self.prompts[key]).format(**values)
+    def say(self, prompt: str, /, **values: str) -> str:
+        """SSML for `prompt`: its text XML-escaped, with `values` (SSML already) filled in."""
+        return escape(self.prompts[prompt]).format(**values)
 
     def seconds(self, count: int) -> str:
         """SSML for a number of seconds, "1 second" or "20 seconds" in this language."""
