@@ -1,9 +1,13 @@
 """The roster file (directory.json) as the daemon sees it while the CLI, another process,
 changes it."""
 
+import json
 import time
 from pathlib import Path
 
+import pytest
+
+from totpd.errors import RosterError
 from totpd.otp import Account
 from totpd.roster import RosterFile
 
@@ -35,3 +39,22 @@ def test_a_change_made_by_the_daemon_itself_is_seen_at_once(tmp_path: Path) -> N
     assert daemon.current(max_age_s=60).accounts == {}
     add_account(daemon, "github")
     assert list(daemon.current(max_age_s=60).accounts) == ["github"]
+
+
+def test_a_directory_from_before_languages_loads_with_the_default(tmp_path: Path) -> None:
+    old = {
+        "version": 1,
+        "accounts": [],
+        "users": [{"name": "alice", "number": 1, "pin_hash": "x", "accounts": [], "callers": []}],
+    }
+    (tmp_path / "directory.json").write_text(json.dumps(old))
+    assert RosterFile(tmp_path).current().users["alice"].language == ""  # call.language's
+
+
+def test_a_language_without_a_catalogue_in_the_directory_is_named(tmp_path: Path) -> None:
+    user = {"name": "alice", "number": 1, "pin_hash": "x", "accounts": [], "callers": []}
+    document = {"version": 1, "accounts": [], "users": [{**user, "language": "tlh"}]}
+    (tmp_path / "directory.json").write_text(json.dumps(document))
+    with pytest.raises(RosterError) as caught:
+        RosterFile(tmp_path).current()
+    assert str(caught.value).startswith("user alice: no prompts in language 'tlh'; totpd speaks")

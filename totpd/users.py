@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from totpd.errors import RosterError
+from totpd import catalogues
+from totpd.errors import CatalogueError, RosterError
 from totpd.otp import NAME_PATTERN
 
 MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
@@ -10,13 +11,16 @@ MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
 
 @dataclass(frozen=True)
 class User:
-    """A person who may call in: a keypad number, a PIN hash, the accounts they may hear."""
+    """A person who may call in: a keypad number, a PIN hash, the accounts they may hear, and
+    the language they hear them in once their PIN is accepted ("": the config's call.language).
+    """
 
     name: str
     number: int
     pin_hash: str
     accounts: tuple[str, ...]
     callers: tuple[str, ...] = ()  # caller-ID allowlist; empty means any number
+    language: str = ""  # BCP-47 tag of a shipped prompt catalogue
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
@@ -26,6 +30,12 @@ class User:
             )
         if not 1 <= self.number <= 999_999:
             raise RosterError(f"keypad number {self.number} must be 1 to 999999")
+        if self.language:
+            try:
+                catalogue = catalogues.find(self.language)
+            except CatalogueError as exc:
+                raise RosterError(f"user {self.name}: {exc}") from None
+            object.__setattr__(self, "language", catalogue.tag)  # as shipped: "de-DE"
 
     def __repr__(self) -> str:
         return f"User(name={self.name!r}, number={self.number}, accounts={self.accounts!r})"

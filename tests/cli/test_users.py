@@ -48,3 +48,40 @@ def test_no_pin_on_stdin_is_a_clear_error(config_path: Path) -> None:
     refused = run_totpd(config_path, "user", "add", "alice", "--accounts", "", stdin="")
     assert refused.returncode == 1
     assert "nothing on standard input" in refused.stderr
+
+
+def test_each_user_hears_their_own_language(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    added = run_totpd(
+        config_path, "user", "add", "alice", "--accounts", "github", "--language", "de-de",
+        stdin="482916\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    run_totpd(config_path, "user", "add", "bob", "--accounts", "github", stdin="739164\n")
+    listed = run_totpd(config_path, "user", "list").stdout.splitlines()
+    assert listed == ["alice\t1\tgithub\tany\tde-DE", "bob\t2\tgithub\tany\ten-GB (default)"]
+    changed = run_totpd(config_path, "user", "set-language", "bob", "FR-fr")
+    assert (changed.returncode, changed.stdout) == (0, "bob now hears fr-FR\n")
+    back = run_totpd(config_path, "user", "set-language", "alice", "default")
+    assert (back.returncode, back.stdout) == (0, "alice now hears the default, en-GB\n")
+    listed = run_totpd(config_path, "user", "list").stdout.splitlines()
+    assert listed == ["alice\t1\tgithub\tany\ten-GB (default)", "bob\t2\tgithub\tany\tfr-FR"]
+
+
+def test_a_language_without_prompts_is_refused_and_changes_nothing(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    refused = run_totpd(
+        config_path, "user", "add", "alice", "--accounts", "github", "--language", "de-AT",
+        stdin="482916\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "totpd: error: no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US, es-ES,"
+        " fr-FR, it-IT, nl-NL\n"
+    )
+    assert run_totpd(config_path, "user", "list").stdout == ""
+    run_totpd(config_path, "user", "add", "alice", "--accounts", "github", stdin="482916\n")
+    refused = run_totpd(config_path, "user", "set-language", "alice", "klingon")
+    assert refused.returncode == 1
+    assert "no prompts in language 'klingon'" in refused.stderr
+    assert run_totpd(config_path, "user", "list").stdout.endswith("\ten-GB (default)\n")

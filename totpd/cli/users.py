@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
+from totpd import catalogues
 from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
@@ -17,6 +18,7 @@ from totpd.users import MAX_ACCOUNTS_PER_USER, User
 def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
     """Add a user with a PIN (from stdin, or typed twice) and the accounts they may hear."""
     accounts = _account_names(args.accounts)
+    language = catalogues.find(args.language).tag if args.language else ""
     pin_hash = PinHasher(config.pins).hash(read_secret("PIN: ", confirm=True))
 
     def change(current: Roster) -> Roster:
@@ -24,7 +26,7 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
             raise RosterError(f"user {args.name!r} already exists")
         number = args.number or current.next_user_number()
         callers = comma_list(args.callers or "")
-        return current.with_user(User(args.name, number, pin_hash, accounts, callers))
+        return current.with_user(User(args.name, number, pin_hash, accounts, callers, language))
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
     print(f"added user {added.name} (keypad number {added.number})")
@@ -54,11 +56,21 @@ def cmd_user_assign(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_user_set_language(args: argparse.Namespace, config: Config) -> int:
+    """Set the language a user hears once their PIN is accepted ("default": call.language)."""
+    language = "" if args.language == "default" else catalogues.find(args.language).tag
+    _change_user(config, args.name, lambda u: replace(u, language=language))
+    print(f"{args.name} now hears {language or f'the default, {config.call.language}'}")
+    return 0
+
+
 def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
-    """List users: name, keypad number, accounts, caller allowlist."""
+    """List users: name, keypad number, accounts, caller allowlist, language."""
     for user in RosterFile(config.paths.state_dir).current().users.values():
         callers = ",".join(user.callers) or "any"
-        print(f"{user.name}\t{user.number}\t{','.join(user.accounts) or '-'}\t{callers}")
+        language = user.language or f"{config.call.language} (default)"
+        accounts = ",".join(user.accounts) or "-"
+        print(f"{user.name}\t{user.number}\t{accounts}\t{callers}\t{language}")
     return 0
 
 
@@ -102,11 +114,17 @@ def register(commands: Commands) -> None:
     add.add_argument("--accounts", required=True, help="comma-separated account names")
     add.add_argument("--number", type=int, help="keypad number (default: the next free)")
     add.add_argument("--callers", help="comma-separated caller numbers allowed (default any)")
+    add.add_argument(
+        "--language", help="BCP-47 tag of the prompts, e.g. de-DE (default: call.language)"
+    )
     add_command(actions, "passwd", cmd_user_passwd).add_argument("name")
     add_command(actions, "remove", cmd_user_remove).add_argument("name")
     assign = add_command(actions, "assign", cmd_user_assign)
     assign.add_argument("name")
     assign.add_argument("--accounts", required=True, help="comma-separated account names")
+    set_language = add_command(actions, "set-language", cmd_user_set_language)
+    set_language.add_argument("name")
+    set_language.add_argument("language", help="BCP-47 tag, e.g. de-DE, or default")
     add_command(actions, "list", cmd_user_list)
     admin = add_command(commands, "admin", cmd_admin_passwd)
     admin_actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
