@@ -53,15 +53,37 @@ def transcript(sole_user: str | None, events: list[Event], max_attempts: int = 3
     return lines
 
 
-def test_the_greeting_depends_only_on_the_first_step() -> None:
-    """The web layer renders each greeting once, keyed by the step the call starts at."""
-    greetings: dict[Step, list[Prompt]] = {}
-    starts: list[tuple[str, str, str | None]] = [("u1", "447700900001", "alice"), ("u2", "", "")]
-    starts += [("u4", "447700900002", None), ("u5", "", None)]
-    for uuid, caller, sole_user in starts:
-        call, prompts = start(uuid, caller, sole_user)
-        assert greetings.setdefault(call.step, prompts) == prompts
-    assert set(greetings) == {Step.USER, Step.PIN}
+def test_the_greeting_depends_only_on_the_first_step_and_the_language() -> None:
+    """The web layer renders each greeting once, keyed by the step the call starts at and the
+    language it starts in."""
+    greetings: dict[tuple[Step, str], list[Prompt]] = {}
+    starts: list[tuple[str, str, str | None, str]] = [
+        ("u1", "447700900001", "alice", ""),
+        ("u2", "", "", ""),
+        ("u3", "447700900001", "alice", "de-DE"),
+        ("u4", "447700900002", None, ""),
+        ("u5", "", None, ""),
+    ]
+    for uuid, caller, sole_user, language in starts:
+        call, prompts = start(uuid, caller, sole_user, language)
+        assert greetings.setdefault((call.step, call.language), prompts) == prompts
+    assert set(greetings) == {(Step.USER, ""), (Step.PIN, ""), (Step.PIN, "de-DE")}
+
+
+def test_a_call_takes_the_users_language_only_once_the_pin_is_accepted() -> None:
+    call, _ = start("uuid-1", "447700900001", None)
+    for event in (UserEntered("bob"), WRONG, UserEntered("bob")):
+        call, _ = step(call, event, 3)
+        assert call.language == ""  # the default: nothing tells the caller whose number it is
+    call, _ = step(call, PinChecked(PinVerdict.ACCEPTED, (GMAIL,), "fr-FR"), 3)
+    assert call.language == "fr-FR"
+
+
+def test_a_sole_users_call_is_in_their_language_from_the_start() -> None:
+    call, _ = start("uuid-1", "447700900001", "alice", "de-DE")
+    assert call.language == "de-DE"
+    call, _ = step(call, WRONG, 3)
+    assert call.language == "de-DE"
 
 
 def test_one_user_one_account_goes_straight_to_the_code() -> None:

@@ -82,7 +82,9 @@ def find(tag: str) -> Catalogue:
     """The catalogue for `tag` (BCP-47 tags are case-insensitive); CatalogueError naming the
     shipped ones when there is none."""
     shipped = _shipped()
-    found = next((c for t, c in shipped.items() if t.casefold() == tag.casefold()), None)
+    found = shipped.get(tag) or next(
+        (c for t, c in shipped.items() if t.casefold() == tag.casefold()), None
+    )
     if found is None:
         raise CatalogueError(f"no prompts in language {tag!r}; totpd speaks {', '.join(shipped)}")
     return found
