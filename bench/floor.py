@@ -13,11 +13,14 @@ import uvloop
 from aiohttp import web
 
 from bench.servers import PUBLIC_URL
-from totpd import ncco
+from totpd import catalogues, ncco
 from totpd.config import CallConfig
 from totpd.flow import AskPin, Step, Welcome
 
-NCCO_BODY = orjson.dumps(ncco.render([Welcome(), AskPin()], Step.PIN, PUBLIC_URL, CallConfig()))
+CALL = CallConfig()
+NCCO_BODY = orjson.dumps(
+    ncco.render([Welcome(), AskPin()], Step.PIN, PUBLIC_URL, CALL, catalogues.find(CALL.language))
+)
 
 
 async def answer(request: web.BaseRequest) -> web.Response:

@@ -158,3 +158,14 @@ def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOTPD_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="--config FILE or set TOTPD_CONFIG"):
         load(None)
+
+
+def test_a_language_without_a_catalogue_is_refused() -> None:
+    # Vonage would refuse every NCCO in it: check-config says so instead of the first call.
+    assert error('[call]\nlanguage = "de_DE"').startswith(
+        "call.language: no prompts in language 'de_DE'; totpd speaks de-DE, en-GB, en-US,"
+    )
+
+
+def test_the_language_is_read_in_any_case() -> None:
+    assert parse('[call]\nlanguage = "de-de"').call.language == "de-DE"

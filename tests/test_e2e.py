@@ -83,3 +83,32 @@ def test_malformed_http_gets_400_and_does_not_fill_the_log(daemon: Daemon) -> No
     logged = (config_path.parent / "daemon.log").read_text()
     assert "Error handling request" not in logged
     assert "Traceback" not in logged
+
+
+def test_calls_in_the_default_language_and_in_the_users_own(daemon: Daemon) -> None:
+    config_path, _ = daemon('[call]\nlanguage = "fr-FR"')
+    presses = ["--press", PIN, "--press", "1", "--press", "", "--press", ""]
+    call = run_totpd(config_path, "call", *presses)
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert (
+        "totpd: Bienvenue.\ntotpd: Veuillez saisir votre code PIN, puis appuyez sur dièse.\n"
+        in (call.stdout)
+    )
+    assert "Pour GitHub, appuyez sur 1. Pour Gmail, appuyez sur 2." in call.stdout
+    assert call.stdout.rstrip().endswith("totpd: Au revoir.\n[call completed]")
+
+    changed = run_totpd(config_path, "user", "set-language", "alice", "de-DE")
+    assert changed.returncode == 0, changed.stderr
+    call = run_totpd(config_path, "call", *presses)
+    assert call.returncode == 0, call.stdout + call.stderr
+    said = call.stdout
+    assert (
+        "totpd: Willkommen.\ntotpd: Bitte geben Sie Ihre PIN ein, gefolgt von der Rautetaste.\n"
+        in said
+    )
+    (github,) = {
+        m.replace(" ", "") for m in re.findall(r"Code für GitHub lautet: ([\d ]+)\.", said)
+    }
+    assert github in codes_near_now(GITHUB_SEED)
+    assert said.rstrip().endswith("totpd: Auf Wiederhören.\n[call completed]")
+    assert PIN not in said

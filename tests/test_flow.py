@@ -1,5 +1,6 @@
 """The call flow as transcripts: events in, the words a caller hears out, top to bottom."""
 
+from totpd.catalogues import find
 from totpd.config import CallConfig
 from totpd.emulator import plain_text
 from totpd.flow import (
@@ -29,6 +30,7 @@ ACCEPTED_TWO = PinChecked(PinVerdict.ACCEPTED, (GMAIL, GITHUB))
 WRONG = PinChecked(PinVerdict.WRONG)
 LOCKED = PinChecked(PinVerdict.LOCKED)
 CONFIG = CallConfig()
+ENGLISH = find("en-GB")
 
 
 def heard(prompts: list[Prompt], call: Call) -> str:
@@ -37,7 +39,7 @@ def heard(prompts: list[Prompt], call: Call) -> str:
         SayCode(p.choice.label, Reading("123456", 20)) if isinstance(p, ReadCode) else p
         for p in prompts
     ]
-    ncco = render(resolved, call.step, "https://x.test", CONFIG)
+    ncco = render(resolved, call.step, "https://x.test", CONFIG, ENGLISH)
     if call.step is not Step.ENDED:
         ncco = ncco[:-1]  # the safety-net goodbye, heard only if a webhook fails
     return " ".join(plain_text(a["text"]) for a in ncco if a["action"] == "talk")
@@ -53,15 +55,37 @@ def transcript(sole_user: str | None, events: list[Event], max_attempts: int = 3
     return lines
 
 
-def test_the_greeting_depends_only_on_the_first_step() -> None:
-    """The web layer renders each greeting once, keyed by the step the call starts at."""
-    greetings: dict[Step, list[Prompt]] = {}
-    starts: list[tuple[str, str, str | None]] = [("u1", "447700900001", "alice"), ("u2", "", "")]
-    starts += [("u4", "447700900002", None), ("u5", "", None)]
-    for uuid, caller, sole_user in starts:
-        call, prompts = start(uuid, caller, sole_user)
-        assert greetings.setdefault(call.step, prompts) == prompts
-    assert set(greetings) == {Step.USER, Step.PIN}
+def test_the_greeting_depends_only_on_the_first_step_and_the_language() -> None:
+    """The web layer renders each greeting once, keyed by the step the call starts at and the
+    language it starts in."""
+    greetings: dict[tuple[Step, str], list[Prompt]] = {}
+    starts: list[tuple[str, str, str | None, str]] = [
+        ("u1", "447700900001", "alice", ""),
+        ("u2", "", "", ""),
+        ("u3", "447700900001", "alice", "de-DE"),
+        ("u4", "447700900002", None, ""),
+        ("u5", "", None, ""),
+    ]
+    for uuid, caller, sole_user, language in starts:
+        call, prompts = start(uuid, caller, sole_user, language)
+        assert greetings.setdefault((call.step, call.language), prompts) == prompts
+    assert set(greetings) == {(Step.USER, ""), (Step.PIN, ""), (Step.PIN, "de-DE")}
+
+
+def test_a_call_takes_the_users_language_only_once_the_pin_is_accepted() -> None:
+    call, _ = start("uuid-1", "447700900001", None)
+    for event in (UserEntered("bob"), WRONG, UserEntered("bob")):
+        call, _ = step(call, event, 3)
+        assert call.language == ""  # the default: nothing tells the caller whose number it is
+    call, _ = step(call, PinChecked(PinVerdict.ACCEPTED, (GMAIL,), "fr-FR"), 3)
+    assert call.language == "fr-FR"
+
+
+def test_a_sole_users_call_is_in_their_language_from_the_start() -> None:
+    call, _ = start("uuid-1", "447700900001", "alice", "de-DE")
+    assert call.language == "de-DE"
+    call, _ = step(call, WRONG, 3)
+    assert call.language == "de-DE"
 
 
 def test_one_user_one_account_goes_straight_to_the_code() -> None:
@@ -167,3 +191,11 @@ def test_every_refusal_sounds_the_same() -> None:
         if verdict is not PinVerdict.ACCEPTED
     }
     assert len(set(said.values())) == 1
+
+
+def test_one_second_is_said_in_the_singular() -> None:
+    code = SayCode("GitHub", Reading("123456", 1, wait_s=1))
+    spoken = render([code], Step.ENDED, "", CONFIG, ENGLISH)
+    said = plain_text(spoken[0]["text"])
+    assert "The new code starts in 1 second. Your GitHub code is" in said
+    assert said.endswith("It is valid for 1 second.")

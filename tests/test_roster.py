@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from totpd.errors import RosterError
 from totpd.otp import Account
 from totpd.roster import ROSTER_FILE, RosterFile
 
@@ -62,3 +63,22 @@ def test_a_directory_file_with_an_unprintable_label_is_cleaned_on_load(
     assert all(line.isprintable() for line in warned)
     assert "account github: unprintable characters removed from its spoken label" in warned[0]
     assert "account gmail" in warned[1]
+
+
+def test_a_directory_from_before_languages_loads_with_the_default(tmp_path: Path) -> None:
+    old = {
+        "version": 1,
+        "accounts": [],
+        "users": [{"name": "alice", "number": 1, "pin_hash": "x", "accounts": [], "callers": []}],
+    }
+    (tmp_path / "directory.json").write_text(json.dumps(old))
+    assert RosterFile(tmp_path).current().users["alice"].language == ""  # call.language's
+
+
+def test_a_language_without_a_catalogue_in_the_directory_is_named(tmp_path: Path) -> None:
+    user = {"name": "alice", "number": 1, "pin_hash": "x", "accounts": [], "callers": []}
+    document = {"version": 1, "accounts": [], "users": [{**user, "language": "tlh"}]}
+    (tmp_path / "directory.json").write_text(json.dumps(document))
+    with pytest.raises(RosterError) as caught:
+        RosterFile(tmp_path).current()
+    assert str(caught.value).startswith("user alice: no prompts in language 'tlh'; totpd speaks")

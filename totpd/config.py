@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import limits
 
-from totpd.errors import ConfigError
+from totpd import catalogues
+from totpd.errors import CatalogueError, ConfigError
 
 SIGNATURE_SECRET_ENV = "TOTPD_VONAGE_SIGNATURE_SECRET"  # noqa: S105 - a variable name
 CONFIG_ENV = "TOTPD_CONFIG"
@@ -111,7 +112,12 @@ class AdminConfig:
 
 @dataclass(frozen=True)
 class CallConfig:
-    """[call]: what the caller hears and how patient totpd is."""
+    """[call]: what the caller hears and how patient totpd is.
+
+    `language` is the default for users who have none of their own, and what every caller hears
+    until a PIN is accepted (with one user, that user's from the start); `voice_style` and
+    `premium` choose the voice for it.
+    """
 
     language: str = "en-GB"
     voice_style: int = 0
@@ -294,6 +300,11 @@ def _validate(config: Config) -> Config:
     storage = config.lockout.storage
     if storage != "embedded" and not storage.startswith(("redis://", "rediss://")):
         raise ConfigError('lockout.storage: use "embedded" or a redis:// URI')
+    try:
+        language = catalogues.find(call.language).tag
+    except CatalogueError as exc:
+        raise ConfigError(f"call.language: {exc}") from None
+    config = dataclasses.replace(config, call=dataclasses.replace(call, language=language))
     admin = config.admin.listen
     if isinstance(admin, Listen) and not admin.is_loopback and not config.admin.allow_remote:
         raise ConfigError(

@@ -48,6 +48,11 @@ class PhoneNumberError(TotpdError):
     """An allowlist entry or a `--caller` is not a phone number; the message names the rule."""
 
 
+class CatalogueError(TotpdError):
+    """A language has no prompt catalogue, or a catalogue lacks a prompt or a placeholder;
+    the message names the file and the key."""
+
+
 class LockoutUnavailable(TotpdError):
     """Lockout state cannot be read or recorded, so no PIN may be checked (fail closed)."""
 

@@ -50,7 +50,11 @@ class Choice:
 
 @dataclass(frozen=True)
 class Call:
-    """The state of one call, bound to Vonage's call `uuid`. A value: `step` returns a new one."""
+    """The state of one call, bound to Vonage's call `uuid`. A value: `step` returns a new one.
+
+    `language` is what the caller hears (a catalogue's tag; "" for the configured default): the
+    user's once the PIN is accepted, or from the start when there is only one user.
+    """
 
     uuid: str
     caller: str
@@ -62,6 +66,7 @@ class Call:
     choices: tuple[Choice, ...] = ()
     account: str = ""
     codes_read: int = 0
+    language: str = ""
     # Set by the call store when it creates the call, carried along and never read here: a
     # late request of an earlier call under the same uuid cannot write over this one.
     generation: str = field(default="", compare=False)
@@ -82,10 +87,12 @@ class UserEntered:
 
 @dataclass(frozen=True)
 class PinChecked:
-    """The shell checked the PIN; `choices` are the user's accounts when it was accepted."""
+    """The shell checked the PIN; when it was accepted, `choices` are the user's accounts and
+    `language` the language they hear them in."""
 
     verdict: PinVerdict
     choices: tuple[Choice, ...] = ()
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,15 +180,17 @@ Prompt = (
 Outcome = tuple[Call, list[Prompt]]
 
 
-def start(uuid: str, caller: str, sole_user: str | None) -> Outcome:
-    """A new call. With exactly one user (`sole_user`) skip straight to the PIN.
+def start(uuid: str, caller: str, sole_user: str | None, language: str = "") -> Outcome:
+    """A new call. With exactly one user (`sole_user`, who hears `language`) skip straight to
+    the PIN; with several, the call is in the default language until a PIN is accepted.
 
-    The greeting depends on nothing but the step the call starts at, so the web layer can
-    render each one once.
+    The greeting depends on nothing but the step the call starts at and its language, so the
+    web layer can render each one once.
     """
     if sole_user is None:
         return Call(uuid, caller, Step.USER, asks_user=True), [Welcome(), AskUser()]
-    return Call(uuid, caller, Step.PIN, user=sole_user), [Welcome(), AskPin()]
+    call = Call(uuid, caller, Step.PIN, user=sole_user, language=language)
+    return call, [Welcome(), AskPin()]
 
 
 def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
@@ -191,8 +200,8 @@ def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
     match call.step, event:
         case Step.USER, UserEntered(user=user):
             return replace(call, step=Step.PIN, user=user, misses=0), [AskPin()]
-        case Step.PIN, PinChecked(verdict=PinVerdict.ACCEPTED, choices=choices):
-            return _accepted(replace(call, misses=0, choices=choices))
+        case Step.PIN, PinChecked(verdict=PinVerdict.ACCEPTED, choices=choices, language=language):
+            return _accepted(replace(call, misses=0, choices=choices, language=language))
         case Step.PIN, PinChecked():
             return _refused(call, max_pin_attempts)
         case Step.MENU, Keys() as keys:

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from totpd import phone
-from totpd.errors import RosterError
+from totpd import catalogues, phone
+from totpd.errors import CatalogueError, RosterError
 from totpd.otp import NAME_PATTERN
 
 MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
@@ -11,7 +11,9 @@ MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
 
 @dataclass(frozen=True)
 class User:
-    """A person who may call in: a keypad number, a PIN hash, the accounts they may hear."""
+    """A person who may call in: a keypad number, a PIN hash, the accounts they may hear, and
+    the language they hear them in once their PIN is accepted ("": the config's call.language).
+    """
 
     name: str
     number: int
@@ -19,6 +21,7 @@ class User:
     accounts: tuple[str, ...]
     # The caller-ID allowlist, E.164 digits (totpd.phone); empty means any number.
     callers: tuple[str, ...] = ()
+    language: str = ""  # BCP-47 tag of a shipped prompt catalogue
 
     def __post_init__(self) -> None:
         # Every path in (the CLI, a directory file an older totpd wrote with "+44 ...") ends in
@@ -31,6 +34,12 @@ class User:
             )
         if not 1 <= self.number <= 999_999:
             raise RosterError(f"keypad number {self.number} must be 1 to 999999")
+        if self.language:
+            try:
+                catalogue = catalogues.find(self.language)
+            except CatalogueError as exc:
+                raise RosterError(f"user {self.name}: {exc}") from None
+            object.__setattr__(self, "language", catalogue.tag)  # as shipped: "de-DE"
 
     def __repr__(self) -> str:
         return f"User(name={self.name!r}, number={self.number}, accounts={self.accounts!r})"

@@ -19,7 +19,7 @@ from aiohttp.http import RawRequestMessage
 from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
-from totpd import flow, ncco, vonage
+from totpd import catalogues, flow, ncco, vonage
 from totpd.errors import (
     LockoutUnavailable,
     SecretStoreError,
@@ -89,7 +89,7 @@ class Webhooks:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._rejection_log = _RejectionLog()
-        self._greetings: dict[Step, bytes] = {}
+        self._greetings: dict[tuple[Step, str], bytes] = {}
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
         self._routes: dict[str, tuple[str, frozenset[str], Handler, Histogram]] = {
@@ -192,17 +192,22 @@ class Webhooks:
         services = self.services
         start = vonage.parse_answer(await self._authenticate(request))
         users = services.roster.current(max_age_s=ANSWER_ROSTER_MAX_AGE_S).users
-        sole_user = None if len(users) > 1 else next(iter(users), "")
-        call, prompts = flow.start(start.uuid, start.caller, sole_user)
+        sole = next(iter(users.values())) if len(users) == 1 else None
+        sole_user = None if len(users) > 1 else (sole.name if sole else "")
+        call, prompts = flow.start(
+            start.uuid, start.caller, sole_user, sole.language if sole else ""
+        )
         config = services.config
         if not await services.calls.create(call, config.call.max_call_s):
             raise WebhookRejected("duplicate_call", status=409)
         if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
             _log_step(call, "answered", logging.DEBUG)
-        # The greeting carries no code and depends only on the first step: rendered once.
-        body = self._greetings.get(call.step)
+        # The greeting carries no code and depends only on the first step and the language:
+        # rendered once each.
+        greeting = (call.step, call.language)
+        body = self._greetings.get(greeting)
         if body is None:
-            body = self._greetings[call.step] = _render(services, call.step, prompts)
+            body = self._greetings[greeting] = _render(services, call, prompts)
         return web.Response(body=body, content_type=JSON)
 
     async def event(self, request: web.BaseRequest) -> web.Response:
@@ -242,12 +247,16 @@ class Webhooks:
         if next_call.step is Step.ENDED:
             ending = next(p.ending for p in spoken if isinstance(p, flow.Goodbye))
             services.metrics.calls.labels(ending).inc()
-        return web.Response(body=_render(services, next_call.step, spoken), content_type=JSON)
+        return web.Response(body=_render(services, next_call, spoken), content_type=JSON)
 
 
-def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -> bytes:
+def _render(services: Services, call: Call, prompts: Sequence[ncco.Speakable]) -> bytes:
+    """The NCCO for `prompts`, in the call's language, waiting at the call's step."""
     config = services.config
-    return orjson.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
+    words = catalogues.find(call.language or config.call.language)
+    return orjson.dumps(
+        ncco.render(list(prompts), call.step, config.server.public_url, config.call, words)
+    )
 
 
 async def _event_from_input(
@@ -311,7 +320,9 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
             for name in user.accounts
             if name in roster.accounts
         )
-        return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices), caller_class)
+        return _pin_logged(
+            call, PinChecked(PinVerdict.ACCEPTED, choices, user.language), caller_class
+        )
     refused_by = "pin" if allowed else "no_user" if user is None else "allowlist"
     metrics.pin_failures.labels(refused_by, caller_class).inc()
     recorded_s = time.perf_counter()

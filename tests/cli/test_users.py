@@ -124,3 +124,39 @@ def test_pin_lengths_below_the_floor_are_refused(tmp_path: Path, key: str, value
     checked = run_totpd(path, "check-config")
     assert checked.returncode == 1
     assert f"pins.{key}: {value} is out of range" in checked.stderr
+
+
+def test_each_user_hears_their_own_language(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    added = run_totpd(
+        config_path, "user", "add", "alice", "--accounts", "github", "--language", "de-de",
+        stdin="48291673\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    run_totpd(config_path, "user", "add", "bob", "--accounts", "github", stdin="73916428\n")
+    listed = run_totpd(config_path, "user", "list").stdout.splitlines()
+    assert listed == ["alice\t1\tgithub\tany\tde-DE", "bob\t2\tgithub\tany\ten-GB (default)"]
+    changed = run_totpd(config_path, "user", "set-language", "bob", "FR-fr")
+    assert (changed.returncode, changed.stdout) == (0, "bob now hears fr-FR\n")
+    back = run_totpd(config_path, "user", "set-language", "alice", "default")
+    assert (back.returncode, back.stdout) == (0, "alice now hears the default, en-GB\n")
+    listed = run_totpd(config_path, "user", "list").stdout.splitlines()
+    assert listed == ["alice\t1\tgithub\tany\ten-GB (default)", "bob\t2\tgithub\tany\tfr-FR"]
+
+
+def test_a_language_without_prompts_is_refused_and_changes_nothing(config_path: Path) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    refused = run_totpd(
+        config_path, "user", "add", "alice", "--accounts", "github", "--language", "de-AT",
+        stdin="48291673\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "totpd: error: no prompts in language 'de-AT'; totpd speaks de-DE, en-GB, en-US,"
+    )
+    assert run_totpd(config_path, "user", "list").stdout == ""
+    run_totpd(config_path, "user", "add", "alice", "--accounts", "github", stdin="48291673\n")
+    refused = run_totpd(config_path, "user", "set-language", "alice", "klingon")
+    assert refused.returncode == 1
+    assert "no prompts in language 'klingon'" in refused.stderr
+    assert run_totpd(config_path, "user", "list").stdout.endswith("\ten-GB (default)\n")

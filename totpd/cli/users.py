@@ -5,7 +5,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
-from totpd import phone
+from totpd import catalogues, phone
 from totpd.cli.parser import Commands, add_command, echo
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
@@ -21,12 +21,13 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
     accounts = _account_names(args.accounts)
     callers = () if args.callers is None else _caller_numbers(args.callers)
     assigned, pin_hash = _new_pin(config, args.generate_pin, "PIN: ")
+    language = catalogues.find(args.language).tag if args.language else ""
 
     def change(current: Roster) -> Roster:
         if args.name in current.users:
             raise RosterError(f"user {args.name!r} already exists")
         number = args.number or current.next_user_number()
-        return current.with_user(User(args.name, number, pin_hash, accounts, callers))
+        return current.with_user(User(args.name, number, pin_hash, accounts, callers, language))
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
     echo(f"added user {added.name} (keypad number {added.number})")
@@ -84,11 +85,20 @@ def cmd_user_callers(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_user_set_language(args: argparse.Namespace, config: Config) -> int:
+    """Set the language a user hears once their PIN is accepted ("default": call.language)."""
+    language = "" if args.language == "default" else catalogues.find(args.language).tag
+    _change_user(config, args.name, lambda u: replace(u, language=language))
+    echo(f"{args.name} now hears {language or f'the default, {config.call.language}'}")
+    return 0
+
+
 def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
-    """List users: name, keypad number, accounts, caller allowlist."""
+    """List users: name, keypad number, accounts, caller allowlist, language."""
     for user in RosterFile(config.paths.state_dir).current().users.values():
         callers = ",".join(phone.shown(c) for c in user.callers) or "any"
-        echo(user.name, user.number, ",".join(user.accounts) or "-", callers)
+        language = user.language or f"{config.call.language} (default)"
+        echo(user.name, user.number, ",".join(user.accounts) or "-", callers, language)
     return 0
 
 
@@ -152,6 +162,9 @@ def register(commands: Commands) -> None:
         "--callers",
         help="comma-separated numbers allowed to call, e.g. +44 7700 900123 (default any)",
     )
+    add.add_argument(
+        "--language", help="BCP-47 tag of the prompts, e.g. de-DE (default: call.language)"
+    )
     passwd = add_command(actions, "passwd", cmd_user_passwd)
     passwd.add_argument("name")
     passwd.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
@@ -163,6 +176,9 @@ def register(commands: Commands) -> None:
     callers.add_argument("name")
     callers.add_argument("numbers", nargs="?", help="comma-separated, e.g. +44 7700 900123")
     callers.add_argument("--any", action="store_true", help="no allowlist: any number may call")
+    set_language = add_command(actions, "set-language", cmd_user_set_language)
+    set_language.add_argument("name")
+    set_language.add_argument("language", help="BCP-47 tag, e.g. de-DE, or default")
     add_command(actions, "list", cmd_user_list)
     admin = add_command(commands, "admin", cmd_admin_passwd)
     admin_actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
