@@ -37,6 +37,14 @@ GOODBYES = {
 
 NCCO = list[dict[str, Any]]
 
+# Letters of Steam codes that a phone line blurs into another (the "ee" set, J/K, M/N, F/X,
+# and H against 8) are said with a word of the NATO alphabet; the others are clear alone.
+SPELLING = {
+    "B": "Bravo", "C": "Charlie", "D": "Delta", "G": "Golf", "P": "Papa", "T": "Tango",
+    "V": "Victor", "J": "Juliett", "K": "Kilo", "M": "Mike", "N": "November", "F": "Foxtrot",
+    "X": "X-ray", "H": "Hotel",
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class SayCode:
@@ -66,6 +74,23 @@ def spoken_digits(digits: str, group: int) -> str:
     return f'<prosody rate="slow">{said}</prosody>'
 
 
+def spoken_characters(code: str) -> str:
+    """SSML for a code with letters (Steam), one character at a time, spelling look-alikes."""
+    said = []
+    for char in code:
+        kind = "digits" if char.isdigit() else "characters"
+        spoken = f'<say-as interpret-as="{kind}">{escape(char)}</say-as>'
+        if char in SPELLING:
+            spoken += f" as in {SPELLING[char]}"
+        said.append(spoken)
+    return '<prosody rate="slow">' + '<break time="700ms"/>'.join(said) + "</prosody>"
+
+
+def spoken_code(code: str, group: int) -> str:
+    """SSML for a code: digits in groups, a code with letters character by character."""
+    return spoken_digits(code, group) if code.isdigit() else spoken_characters(code)
+
+
 def _code_text(say: SayCode, config: CallConfig) -> str:
     label = escape(say.label)
     reading = say.reading
@@ -75,7 +100,7 @@ def _code_text(say: SayCode, config: CallConfig) -> str:
             f"Your {label} code is about to change. The new code starts in {reading.wait_s}"
             f" seconds. {_pause(reading.wait_s)}"
         )
-    code = spoken_digits(reading.digits, config.digit_group)
+    code = spoken_code(reading.digits, config.digit_group)
     parts.append(f"Your {label} code is: {code}.")
     parts.extend(f'<break time="1s"/> Again: {code}.' for _ in range(config.code_repeats - 1))
     if reading.seconds_left is not None:

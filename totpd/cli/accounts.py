@@ -79,7 +79,8 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
     for found in enrolments:
         account = found.account
         print(
-            f"enrolled {account.name} ({account.label!r}, {account.kind}, {account.digits} digits)"
+            f"enrolled {account.name} ({account.label!r}, {account.type_name},"
+            f" {account.digits} digits)"
         )
 
 
@@ -90,7 +91,7 @@ def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
         users = ",".join(u.name for u in directory.users.values() if account.name in u.accounts)
         timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
         print(
-            f"{account.name}\t{account.label}\t{account.kind}\t{account.algorithm}"
+            f"{account.name}\t{account.label}\t{account.type_name}\t{account.algorithm}"
             f"\t{account.digits}\t{timing}\t{users or '-'}"
         )
     return 0

@@ -13,7 +13,7 @@ from totpd.enrol.migration import SCHEME as MIGRATION_SCHEME
 from totpd.enrol.migration import parse_migration
 from totpd.enrol.naming import name_accounts
 from totpd.enrol.uri import SCHEME as URI_SCHEME
-from totpd.enrol.uri import parse_uri
+from totpd.enrol.uri import STEAM_SCHEME, parse_uri
 from totpd.errors import EnrolError
 
 __all__ = ["Enrolment", "parse_image", "parse_images", "parse_text"]
@@ -28,7 +28,7 @@ def _scheme(text: str) -> str:
 
 def _found_in_uri(uri: str) -> list[Found]:
     scheme = _scheme(uri)
-    if scheme == URI_SCHEME:
+    if scheme in (URI_SCHEME, STEAM_SCHEME):
         return [parse_uri(uri)]
     if scheme == MIGRATION_SCHEME:
         found, batch = parse_migration(uri)
@@ -68,7 +68,7 @@ def _found_in_image(path: Path) -> list[Found]:
 
     found: list[Found] = []
     for text in read_qr_texts(path):
-        if _scheme(text) not in (URI_SCHEME, MIGRATION_SCHEME):
+        if _scheme(text) not in (URI_SCHEME, STEAM_SCHEME, MIGRATION_SCHEME):
             raise EnrolError(f"{path}: the QR code holds something other than an otpauth:// URI")
         try:
             found.extend(_found_in_uri(text))

@@ -24,8 +24,9 @@ def safe_name(text: str) -> str:
 
 
 def spoken_label(text: str) -> str:
-    """`text` as a spoken label: single spaces, no longer than a label may be."""
-    words = " ".join(text.split())
+    """`text` as a spoken label: single spaces, printable only, no longer than a label may be."""
+    # Issuers come from files and QR codes anyone can make: no control characters go on.
+    words = " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
     return words[:MAX_LABEL_CHARS].rstrip() or FALLBACK_NAME
 
 
@@ -71,6 +72,7 @@ def name_accounts(found: list[Found]) -> list[Enrolment]:
             period_s=entry.period_s,
             counter=entry.counter,
             issuer=entry.issuer,
+            encoder=entry.encoder,
         )
         enrolments.append(Enrolment(account, entry.secret))
     return enrolments
