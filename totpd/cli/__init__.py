@@ -36,6 +36,7 @@ from totpd.cli.users import (
     cmd_user_remove,
 )
 from totpd.config import Config
+from totpd.enrol.backups import FORMATS as BACKUP_FORMATS
 from totpd.errors import TotpdError
 from totpd.secrets.credential import WITH_KEY_CHOICES
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument(
         "--qr", type=Path, action="append", metavar="IMAGE", help="QR image; repeatable"
     )
+    imports.add_argument("--file", type=Path, help="a backup file of Aegis, 2FAS, andOTP, ente...")
+    imports.add_argument("--format", choices=BACKUP_FORMATS, default="auto", help="of --file")
     imports.add_argument("--dry-run", action="store_true", help="show the accounts, enrol none")
 
     user = command(commands, "user", cmd_user_list)

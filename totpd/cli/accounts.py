@@ -4,6 +4,7 @@ import argparse
 import getpass
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
@@ -54,10 +55,14 @@ def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
-    """Enrol every account of a Google Authenticator export (stdin, or QR images with --qr)."""
+    """Enrol every account of a backup file (--file), a Google Authenticator export or QR images."""
     from totpd.enrol import parse_images, parse_text
 
-    if args.qr:
+    if args.file is not None:
+        if args.qr:
+            raise EnrolError("--file and --qr do not go together")
+        enrolments = _from_backup(args.file, args.format)
+    elif args.qr:
         enrolments = parse_images(args.qr)
     elif sys.stdin.isatty():
         enrolments = parse_text(getpass.getpass("otpauth-migration:// or otpauth:// URI: "))
@@ -66,10 +71,43 @@ def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         for found in enrolments:
             account = found.account
-            print(f"{account.name}\t{account.label}\t{account.kind}\t{account.digits}")
+            timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
+            print(
+                f"{account.name}\t{printable(account.label)}\t{account.type_name}"
+                f"\t{account.digits}\t{timing}"
+            )
         return 0
     _enrol(config, enrolments)
     return 0
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: labels come from files anyone can write."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _from_backup(path: Path, format_name: str) -> list[Enrolment]:
+    from totpd.enrol.backups import MAX_FILE_BYTES, parse_backup
+
+    def passphrase() -> str:
+        # Only the newline goes: spaces may be part of a passphrase.
+        if sys.stdin.isatty():
+            typed = getpass.getpass(f"Passphrase of {path.name}: ")
+        else:
+            typed = sys.stdin.readline().rstrip("\r\n")
+        if not typed:
+            raise EnrolError(f"{path}: the backup is encrypted and no passphrase was given")
+        return typed
+
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise EnrolError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        return parse_backup(raw, format_name, passphrase)
+    except EnrolError as exc:
+        raise EnrolError(f"{path}: {exc}") from None
 
 
 def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
