@@ -54,6 +54,8 @@ def _json_reader(document: Any) -> Reader:
 
 def _detect(raw: bytes) -> Reader:
     """The reader for `raw`, recognised from its content."""
+    if not raw.strip():
+        raise EnrolError("the file is empty")
     try:
         text = raw.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
