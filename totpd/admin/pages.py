@@ -79,7 +79,7 @@ def account_rows(directory: Directory) -> list[AccountRow]:
             AccountRow(
                 name=account.name,
                 label=account.label,
-                kind=account.kind.value.upper(),
+                kind=account.type_name.upper(),
                 algorithm=account.algorithm,
                 digits=account.digits,
                 timing=timing,
