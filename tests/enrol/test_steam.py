@@ -9,14 +9,16 @@ Steam's alphabet, least significant first.
 import base64
 import hashlib
 import hmac
+import re
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pyotp.contrib import Steam
 
-from tests.conftest import run_totpd
+from tests.conftest import PIN, run_totpd
 from tests.test_flow import CONFIG
 from totpd.emulator import plain_text
 from totpd.enrol import parse_text
@@ -112,3 +114,26 @@ def test_account_code_prints_the_five_characters(config_path: Path) -> None:
     printed = run_totpd(config_path, "account", "code", "steam").stdout.split()[0]
     assert printed in {by_hand(SECRET, before + d) for d in (-30, 0, 30)}
     assert "steam\tSteam\tsteam\tSHA1\t5\t30s" in run_totpd(config_path, "account", "list").stdout
+
+
+def test_a_caller_hears_a_steam_code_spelled_in_the_emulator(
+    daemon: Callable[..., tuple[Path, int]],
+) -> None:
+    config_path, _ = daemon()
+    uri = f"otpauth://totp/Steam:gabe?secret={SECRET}&issuer=Steam&digits=5&encoder=steam"
+    assert run_totpd(config_path, "account", "add", "steam", stdin=uri).returncode == 0
+    assign = run_totpd(config_path, "user", "assign", "alice", "--accounts", "github,gmail,steam")
+    assert assign.returncode == 0, assign.stderr
+    call = run_totpd(config_path, "call", "--press", PIN, "--press", "3")
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert "For Steam, press 3." in call.stdout
+    read = re.search(r"Your Steam code is: (.+?)\. Again", call.stdout)
+    assert read is not None, call.stdout
+    heard = read[1]
+    # Each character once, look-alike letters with their word ("B as in Bravo").
+    code = re.sub(r" as in \S+", "", heard).replace(" ", "")
+    now = int(time.time())
+    assert code in {by_hand(SECRET, now + d) for d in (-30, 0, 30)}
+    for char in code:
+        if char in "BCDGPTVJKMNFXH":
+            assert f"{char} as in " in heard
