@@ -8,13 +8,11 @@ only when the file is encrypted. The file is read whole into memory, under a siz
 decrypted accounts never touch the disk.
 """
 
+import importlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
-from totpd.enrol.backups import aegis, andotp, ente, twofas
-from totpd.enrol.backups.crypto import Passphrase
-from totpd.enrol.backups.entries import load_json
+from totpd.enrol.backups.entries import Passphrase, load_json
 from totpd.enrol.enrolment import Enrolment, Found
 from totpd.enrol.naming import name_accounts
 from totpd.errors import EnrolError
@@ -24,9 +22,20 @@ __all__ = ["FORMATS", "MAX_FILE_BYTES", "Passphrase", "parse_backup"]
 # Aegis exports carry each account's icon (tens of KiB of base64 apiece): a few hundred
 # accounts with icons stay well under this; anything larger is not a backup of OTP accounts.
 MAX_FILE_BYTES = 16 << 20
-READERS: dict[str, ModuleType] = {"aegis": aegis, "2fas": twofas, "andotp": andotp, "ente": ente}
-FORMATS = ("auto", *READERS, "uri")
+# Format name -> its module, imported only when a backup is read (the ciphers weigh on every
+# start of the `totpd` command otherwise). Auto-detection tries them in this order.
+MODULES = {"aegis": "aegis", "2fas": "twofas", "ente": "ente", "andotp": "andotp"}
+FORMATS = ("auto", *MODULES, "uri")
 Reader = Callable[[bytes, Passphrase], list[Found]]
+
+
+def _module(format_name: str) -> Any:
+    return importlib.import_module(f"{__name__}.{MODULES[format_name]}")
+
+
+def _reader(format_name: str) -> Reader:
+    reader: Reader = _module(format_name).read
+    return reader
 
 
 def _read_uris(raw: bytes, _passphrase: Passphrase) -> list[Found]:
@@ -45,10 +54,9 @@ def _read_uris(raw: bytes, _passphrase: Passphrase) -> list[Found]:
 
 
 def _json_reader(document: Any) -> Reader:
-    for module in (aegis, twofas, ente, andotp):
-        if module.looks_like(document):
-            reader: Reader = module.read
-            return reader
+    for format_name in MODULES:
+        if _module(format_name).looks_like(document):
+            return _reader(format_name)
     raise EnrolError("a JSON file of no format totpd knows (Aegis, 2FAS, andOTP, ente Auth)")
 
 
@@ -60,14 +68,14 @@ def _detect(raw: bytes) -> Reader:
         text = raw.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
         # Of the formats known, only andOTP's encrypted backup is binary.
-        return andotp.read
+        return _reader("andotp")
     if text[:1] in ("{", "["):
         return _json_reader(load_json(raw, "backup"))
     if "://" in text:
         return _read_uris
     if text and all(c.isprintable() or c.isspace() for c in text):
         raise EnrolError("a text file without any otpauth:// URI: not a backup totpd knows")
-    return andotp.read  # binary that happens to decode as UTF-8
+    return _reader("andotp")  # binary that happens to decode as UTF-8
 
 
 def parse_backup(raw: bytes, format_name: str, passphrase: Passphrase) -> list[Enrolment]:
@@ -84,8 +92,8 @@ def parse_backup(raw: bytes, format_name: str, passphrase: Passphrase) -> list[E
         reader = _detect(raw)
     elif format_name == "uri":
         reader = _read_uris
-    elif format_name in READERS:
-        reader = READERS[format_name].read
+    elif format_name in MODULES:
+        reader = _reader(format_name)
     else:
         raise EnrolError(f"unknown backup format; use one of {', '.join(FORMATS)}")
     found = reader(raw, passphrase)

@@ -13,11 +13,10 @@ from typing import Any
 from totpd.enrol.backups.crypto import (
     GCM_NONCE_BYTES,
     GCM_TAG_BYTES,
-    Passphrase,
     open_gcm,
     pbkdf2_key,
 )
-from totpd.enrol.backups.entries import found, load_json, member, number, text
+from totpd.enrol.backups.entries import Passphrase, found, load_json, member, number, text
 from totpd.enrol.enrolment import Found
 from totpd.errors import EnrolError
 

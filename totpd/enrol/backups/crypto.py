@@ -7,7 +7,6 @@ the app itself writes, with room to spare; the reason is beside each one.
 """
 
 import hashlib
-from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,6 +89,3 @@ def open_gcm(key: bytes, nonce: bytes, sealed: bytes, refusal: str) -> bytes:
         return AESGCM(key).decrypt(nonce, sealed, None)
     except InvalidTag:
         raise EnrolError(refusal) from None
-
-
-Passphrase = Callable[[], str]

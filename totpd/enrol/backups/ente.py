@@ -13,8 +13,8 @@ import base64
 import binascii
 from typing import Any
 
-from totpd.enrol.backups.crypto import Passphrase, argon2id_key
-from totpd.enrol.backups.entries import load_json, member, number
+from totpd.enrol.backups.crypto import argon2id_key
+from totpd.enrol.backups.entries import Passphrase, load_json, member, number
 from totpd.enrol.enrolment import Found
 from totpd.errors import EnrolError
 

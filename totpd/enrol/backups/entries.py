@@ -6,6 +6,7 @@ name as a list. Every refusal names the format and the entry's position, never i
 """
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from totpd.enrol.enrolment import Found
@@ -20,6 +21,7 @@ from totpd.otp import (
     normalize_base32,
 )
 
+Passphrase = Callable[[], str]  # asked for only when a file turns out to be encrypted
 MAX_NUMBER = 2**63 - 1
 MAX_PERIOD_S = 86400
 TYPES = {"totp": (Kind.TOTP, Encoder.DIGITS), "hotp": (Kind.HOTP, Encoder.DIGITS)}

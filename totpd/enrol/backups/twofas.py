@@ -14,8 +14,8 @@ import base64
 import binascii
 from typing import Any
 
-from totpd.enrol.backups.crypto import Passphrase, open_gcm, pbkdf2_key
-from totpd.enrol.backups.entries import found, load_json, member, number, text
+from totpd.enrol.backups.crypto import open_gcm, pbkdf2_key
+from totpd.enrol.backups.entries import Passphrase, found, load_json, member, number, text
 from totpd.enrol.enrolment import Found
 from totpd.errors import EnrolError
 
