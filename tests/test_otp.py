@@ -77,8 +77,8 @@ def test_invalid_base32_is_refused_without_echoing_it(bad: str) -> None:
     "fields",
     [
         {"algorithm": "MD5"},
-        {"digits": 5},
-        {"digits": 9},
+        {"digits": 4},
+        {"digits": 11},
         {"period_s": 0},
         {"name": "Bad Name"},
         {"label": ""},
@@ -147,3 +147,27 @@ def test_an_issuer_keeps_only_its_printable_characters(hidden: str) -> None:
     assert issuer.isprintable()
     assert issuer.startswith("Git")
     assert issuer.endswith("Hub")
+
+
+def rfc4226_by_hand(secret: bytes, counter: int, digits: int, digestmod: str) -> str:
+    """RFC 4226 section 5.3, computed here without pyotp: truncate, then mod 10**digits."""
+    digest = hmac.new(secret, struct.pack(">Q", counter), digestmod).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+@pytest.mark.parametrize("digits", [5, 6, 7, 8, 9, 10])
+@pytest.mark.parametrize("algorithm", ["SHA1", "SHA256", "SHA512"])
+def test_every_code_length_from_5_to_10_digits(digits: int, algorithm: str) -> None:
+    seed = RFC6238_SEEDS[algorithm]
+    account = Account("long", "Long", kind=Kind.HOTP, algorithm=algorithm, digits=digits)
+    for counter in (0, 1, 7, 123_456, 2**40):
+        expected = rfc4226_by_hand(seed, counter, digits, algorithm.lower())
+        assert hotp_at(account, b32(seed), counter) == expected
+
+
+@pytest.mark.parametrize("digits", [4, 11])
+def test_code_lengths_outside_5_to_10_are_refused(digits: int) -> None:
+    with pytest.raises(EnrolError, match="digits must be 5 to 10"):
+        Account("x", "X", digits=digits)

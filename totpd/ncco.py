@@ -41,6 +41,14 @@ GOODBYES = {  # the catalogue's prompt for each way a call ends
 
 NCCO = list[dict[str, Any]]
 
+# Letters of Steam codes that a phone line blurs into another (the "ee" set, J/K, M/N, F/X,
+# and H against 8) are said with a word of the NATO alphabet; the others are clear alone.
+SPELLING = {
+    "B": "Bravo", "C": "Charlie", "D": "Delta", "G": "Golf", "P": "Papa", "T": "Tango",
+    "V": "Victor", "J": "Juliett", "K": "Kilo", "M": "Mike", "N": "November", "F": "Foxtrot",
+    "X": "X-ray", "H": "Hotel",
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class SayCode:

@@ -1,6 +1,8 @@
 """Accounts and their one-time codes: RFC 6238 TOTP and RFC 4226 HOTP, via pyotp.
 
-Everything here is pure: the secret and the time are arguments, never looked up.
+Steam Guard codes are TOTP with another last step: the 31-bit value is written in five
+characters of Steam's 26-character alphabet instead of decimal digits. Everything here is
+pure: the secret and the time are arguments, never looked up.
 """
 
 import base64
@@ -23,6 +25,9 @@ ALGORITHMS: dict[str, Any] = {
 }
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_LABEL_CHARS = 60
+MIN_DIGITS, MAX_DIGITS = 5, 10
+STEAM_ALPHABET = "23456789BCDFGHJKMNPQRTVWXY"
+STEAM_CHARS = 5
 
 
 class Kind(StrEnum):
@@ -30,6 +35,13 @@ class Kind(StrEnum):
 
     TOTP = "totp"
     HOTP = "hotp"
+
+
+class Encoder(StrEnum):
+    """How the truncated HMAC value becomes the code: decimal digits, or Steam's letters."""
+
+    DIGITS = "digits"
+    STEAM = "steam"
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,14 @@ class Account:
     period_s: int = 30
     counter: int = 0
     issuer: str = ""
+    encoder: Encoder = Encoder.DIGITS
 
     def __post_init__(self) -> None:
+        try:
+            # The directory file stores the encoder as its plain string value.
+            object.__setattr__(self, "encoder", Encoder(self.encoder))
+        except ValueError:
+            raise EnrolError("the code encoder must be digits or steam") from None
         if not NAME_PATTERN.fullmatch(self.name):
             raise EnrolError(
                 f"account name {self.name!r} must be 1-64 of a-z, 0-9, '.', '_', '-',"
@@ -72,12 +90,21 @@ class Account:
             raise EnrolError(
                 f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512"
             )
-        if not 6 <= self.digits <= 8:
-            raise EnrolError(f"digits must be 6 to 8, not {self.digits}")
+        if not MIN_DIGITS <= self.digits <= MAX_DIGITS:
+            raise EnrolError(f"digits must be {MIN_DIGITS} to {MAX_DIGITS}, not {self.digits}")
         if self.period_s < 1:
             raise EnrolError(f"period must be at least 1 second, not {self.period_s}")
         if self.counter < 0:
             raise EnrolError(f"counter must not be negative, not {self.counter}")
+        if self.encoder is Encoder.STEAM and (
+            self.kind is not Kind.TOTP or self.algorithm != "SHA1" or self.digits != STEAM_CHARS
+        ):
+            raise EnrolError(f"Steam codes are time-based, SHA1 and {STEAM_CHARS} characters")
+
+    @property
+    def type_name(self) -> str:
+        """What kind of code this is, as shown to the sysadmin: totp, hotp or steam."""
+        return Encoder.STEAM.value if self.encoder is Encoder.STEAM else self.kind.value
 
 
 @dataclass(frozen=True)
@@ -117,10 +144,24 @@ class _HOTP(pyotp.HOTP):
     min_secret_length_bits = 80
 
 
+def steam_code(value: int) -> str:
+    """Steam's encoding of a truncated HMAC value: base 26, least significant character first."""
+    chars = []
+    for _ in range(STEAM_CHARS):
+        value, index = divmod(value, len(STEAM_ALPHABET))
+        chars.append(STEAM_ALPHABET[index])
+    return "".join(chars)
+
+
 def hotp_at(account: Account, secret: str, counter: int) -> str:
-    """The RFC 4226 code for `counter`."""
+    """The RFC 4226 code for `counter` (or, for Steam, its five characters)."""
     digest = ALGORITHMS[account.algorithm]
-    return _HOTP(secret, digits=account.digits, digest=digest).generate_otp(counter)
+    # The truncated value is below 2**31, so pyotp's 10-digit code is all of it: Steam encodes
+    # that, and a d-digit code is its last d digits (value mod 10**d). pyotp alone refuses 5.
+    value = _HOTP(secret, digits=MAX_DIGITS, digest=digest).generate_otp(counter)
+    if account.encoder is Encoder.STEAM:
+        return steam_code(int(value))
+    return value[-account.digits :]
 
 
 def totp_at(account: Account, secret: str, unix_s: float) -> str:

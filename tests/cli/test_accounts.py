@@ -81,7 +81,10 @@ def test_add_refuses_an_export_with_several_accounts(config_path: Path, tmp_path
 
 def test_import_a_google_authenticator_export_from_stdin(config_path: Path) -> None:
     dry = run_totpd(config_path, "account", "import", "--dry-run", stdin=TWO_ACCOUNTS)
-    assert dry.stdout.splitlines() == ["acme-co\tACME Co\ttotp\t6", "example\tExample\ttotp\t6"]
+    assert dry.stdout.splitlines() == [
+        "acme-co\tACME Co\ttotp\t6\t30s",
+        "example\tExample\ttotp\t6\t30s",
+    ]
     assert run_totpd(config_path, "account", "list").stdout == ""  # dry run: nothing enrolled
     result = run_totpd(config_path, "account", "import", stdin=TWO_ACCOUNTS)
     assert result.returncode == 0, result.stderr

@@ -121,6 +121,7 @@ def create_admin_app(
     app.router.add_post("/logout", auth.sign_out)
     app.router.add_post("/enrol/text", enrol.enrol_text)
     app.router.add_post("/enrol/image", enrol.enrol_image)
+    app.router.add_post("/enrol/backup", enrol.enrol_backup)
     app.router.add_post("/lockouts/unlock", lockouts.unlock)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, show_index=False)
     return app

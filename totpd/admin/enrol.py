@@ -1,4 +1,5 @@
-"""Enrolment from the page: a pasted otpauth:// URI, or an uploaded (or dropped) QR screenshot.
+"""Enrolment from the page: a pasted otpauth:// URI, an uploaded (or dropped) QR screenshot,
+or an authenticator app's backup file with its passphrase.
 
 The camera needs no route of its own: the page's script reads the QR code in the browser and
 puts its text in the paste form. Everything is checked before anything is stored, and a
@@ -15,15 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from totpd.admin.auth import signed_in
-from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
+from totpd.admin.forms import BACKUP_FIELD, Upload, check_csrf, read_form, read_upload
 from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
 from totpd.admin.site import MAX_IMAGE_PIXELS, SITE
 from totpd.config import Config
 from totpd.enrol import Enrolment, parse_image, parse_text
+from totpd.enrol.backups import FORMATS as BACKUP_FORMATS
+from totpd.enrol.backups import parse_backup
 from totpd.enrol.commit import store_enrolments
 from totpd.enrol.qr import check_size
 from totpd.errors import AdminRefused, EnrolError, RosterError, StorageError
@@ -156,12 +159,41 @@ async def enrol_image(request: web.Request, session: Session) -> web.StreamRespo
     """POST /enrol/image: a screenshot or photo with a QR code, decoded here."""
     upload: Upload = await read_upload(request)
     check_csrf(session, upload.fields.get("csrf"))
-    if not upload.image:
+    if not upload.file:
         raise AdminRefused(400, "Not enrolled: choose an image file first.")
     site = request.app[SITE]
     try:
         async with site.decoding:
-            found = await asyncio.to_thread(decode_image, upload.image)
+            found = await asyncio.to_thread(decode_image, upload.file)
     except EnrolError as exc:
         raise _not_enrolled(400, exc) from None
     return await _enrol_and_report(request, session, MultiDictProxy(upload.fields), found)
+
+
+@signed_in
+async def enrol_backup(request: web.Request, session: Session) -> web.StreamResponse:
+    """POST /enrol/backup: a backup file (Aegis, 2FAS, andOTP, ente, URI list) and passphrase."""
+    upload: Upload = await read_upload(request, BACKUP_FIELD)
+    check_csrf(session, upload.fields.get("csrf"))
+    if not upload.file:
+        raise AdminRefused(400, "Not enrolled: choose a backup file first.")
+    format_name = upload.fields.get("format", "auto")
+    if format_name not in BACKUP_FORMATS:
+        raise AdminRefused(400, "Not enrolled: unknown backup format.")
+    typed = upload.fields.popall("passphrase", [""])[0]
+
+    def passphrase() -> str:
+        if not typed:
+            raise EnrolError("the backup is encrypted: type its passphrase")
+        return typed
+
+    site = request.app[SITE]
+    try:
+        # The key derivations are CPU- and memory-heavy, like image decoding: one at a time.
+        async with site.decoding:
+            found = await asyncio.to_thread(parse_backup, upload.file, format_name, passphrase)
+    except EnrolError as exc:
+        raise _not_enrolled(400, exc) from None
+    # Many accounts at once: each keeps the name the import gives it.
+    fields = MultiDict((k, v) for k, v in upload.fields.items() if k not in ("name", "label"))
+    return await _enrol_and_report(request, session, MultiDictProxy(fields), found)

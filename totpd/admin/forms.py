@@ -1,7 +1,7 @@
 """Reading form posts within hard limits, and the CSRF check every form passes.
 
-Plain forms are small and read whole. An image upload is streamed part by part and refused
-as soon as it passes the size cap, before anything is decoded or stored.
+Plain forms are small and read whole. An upload (an image, a backup file) is streamed part by
+part and refused as soon as it passes the size cap, before anything is decoded or stored.
 """
 
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ MAX_FORM_BYTES = 64 << 10  # a pasted Google Authenticator export is a few KiB
 MAX_PARTS = 32
 CHUNK_BYTES = 64 << 10
 IMAGE_FIELD = "image"
+BACKUP_FIELD = "backup"
 
 STALE_FORM = (
     "This form's security token is missing or wrong (a stale page, or a request from"
@@ -26,10 +27,10 @@ STALE_FORM = (
 
 @dataclass(frozen=True)
 class Upload:
-    """An upload form: its text fields and the image's bytes (empty when none was chosen)."""
+    """An upload form: its text fields and the file's bytes (empty when none was chosen)."""
 
     fields: MultiDict[str]
-    image: bytes
+    file: bytes
 
 
 def check_csrf(session: Session, token: object) -> None:
@@ -74,8 +75,8 @@ async def _read_part(part: BodyPartReader, limit_bytes: int, too_large: AdminRef
     return b"".join(chunks)
 
 
-async def read_upload(request: web.Request) -> Upload:
-    """The fields and the image of a multipart upload, refused (413) past the size cap."""
+async def read_upload(request: web.Request, file_field: str = IMAGE_FIELD) -> Upload:
+    """The fields and the file (`file_field`) of a multipart upload, refused (413) past the cap."""
     limit_bytes = request.app[SITE].max_upload_bytes
     if request.content_type != "multipart/form-data":
         raise AdminRefused(400, "Expected a file upload.")
@@ -84,15 +85,15 @@ async def read_upload(request: web.Request) -> Upload:
     try:
         reader = await request.multipart()
         fields: MultiDict[str] = MultiDict()
-        image = b""
+        file = b""
         for _ in range(MAX_PARTS):
             part = await reader.next()
             if part is None:
-                return Upload(fields, image)
+                return Upload(fields, file)
             if not isinstance(part, BodyPartReader) or not part.name:
                 raise AdminRefused(400, "That upload could not be read.")
-            if part.name == IMAGE_FIELD:
-                image = await _read_part(part, limit_bytes, _too_large(limit_bytes))
+            if part.name == file_field:
+                file = await _read_part(part, limit_bytes, _too_large(limit_bytes))
             else:
                 raw = await _read_part(
                     part, MAX_FORM_BYTES, AdminRefused(413, "A field is too long.")

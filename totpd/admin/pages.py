@@ -83,7 +83,7 @@ def account_rows(roster: Roster) -> list[AccountRow]:
             AccountRow(
                 name=account.name,
                 label=account.label,
-                kind=account.kind.value.upper(),
+                kind=account.type_name.upper(),
                 algorithm=account.algorithm,
                 digits=account.digits,
                 timing=timing,

@@ -9,6 +9,7 @@ from pathlib import Path
 from totpd.cli.parser import Commands, add_command, echo
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
+from totpd.enrol.backups import FORMATS as BACKUP_FORMATS
 from totpd.enrol.enrolment import Enrolment
 from totpd.errors import EnrolError, RosterError
 from totpd.otp import Account, Kind, reading_at
@@ -56,10 +57,14 @@ def cmd_account_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
-    """Enrol every account of a Google Authenticator export (stdin, or QR images with --qr)."""
+    """Enrol every account of a backup file (--file), a Google Authenticator export or QR images."""
     from totpd.enrol import parse_images, parse_text
 
-    if args.qr:
+    if args.file is not None:
+        if args.qr:
+            raise EnrolError("--file and --qr do not go together")
+        enrolments = _from_backup(args.file, args.format)
+    elif args.qr:
         enrolments = parse_images(args.qr)
     elif sys.stdin.isatty():
         enrolments = parse_text(getpass.getpass("otpauth-migration:// or otpauth:// URI: "))
@@ -68,10 +73,35 @@ def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
     if args.dry_run:
         for found in enrolments:
             account = found.account
-            echo(account.name, account.label, account.kind, account.digits)
+            timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
+            echo(account.name, account.label, account.type_name, account.digits, timing)
         return 0
     _enrol(config, enrolments)
     return 0
+
+
+def _from_backup(path: Path, format_name: str) -> list[Enrolment]:
+    from totpd.enrol.backups import MAX_FILE_BYTES, parse_backup
+
+    def passphrase() -> str:
+        # Only the newline goes: spaces may be part of a passphrase.
+        if sys.stdin.isatty():
+            typed = getpass.getpass(f"Passphrase of {path.name}: ")
+        else:
+            typed = sys.stdin.readline().rstrip("\r\n")
+        if not typed:
+            raise EnrolError(f"{path}: the backup is encrypted and no passphrase was given")
+        return typed
+
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise EnrolError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        return parse_backup(raw, format_name, passphrase)
+    except EnrolError as exc:
+        raise EnrolError(f"{path}: {exc}") from None
 
 
 def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
@@ -81,7 +111,8 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
     for found in enrolments:
         account = found.account
         echo(
-            f"enrolled {account.name} ({account.label!r}, {account.kind}, {account.digits} digits)"
+            f"enrolled {account.name} ({account.label!r}, {account.type_name},"
+            f" {account.digits} digits)"
         )
 
 
@@ -94,7 +125,7 @@ def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
         echo(
             account.name,
             account.label,
-            account.kind,
+            account.type_name,
             account.algorithm,
             account.digits,
             timing,
@@ -162,4 +193,6 @@ def register(commands: Commands) -> None:
     imports.add_argument(
         "--qr", type=Path, action="append", metavar="IMAGE", help="QR image; repeatable"
     )
+    imports.add_argument("--file", type=Path, help="a backup file of Aegis, 2FAS, andOTP, ente...")
+    imports.add_argument("--format", choices=BACKUP_FORMATS, default="auto", help="of --file")
     imports.add_argument("--dry-run", action="store_true", help="show the accounts, enrol none")

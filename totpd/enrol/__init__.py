@@ -13,10 +13,10 @@ from totpd.enrol.migration import SCHEME as MIGRATION_SCHEME
 from totpd.enrol.migration import parse_migration
 from totpd.enrol.naming import name_accounts
 from totpd.enrol.uri import SCHEME as URI_SCHEME
-from totpd.enrol.uri import parse_uri
+from totpd.enrol.uri import STEAM_SCHEME, parse_uri
 from totpd.errors import EnrolError
 
-__all__ = ["Enrolment", "parse_image", "parse_images", "parse_text"]
+__all__ = ["Enrolment", "found_in_uris", "parse_image", "parse_images", "parse_text"]
 
 MAX_TEXT_CHARS = 1 << 20
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def _scheme(text: str) -> str:
 
 def _found_in_uri(uri: str) -> list[Found]:
     scheme = _scheme(uri)
-    if scheme == URI_SCHEME:
+    if scheme in (URI_SCHEME, STEAM_SCHEME):
         return [parse_uri(uri)]
     if scheme == MIGRATION_SCHEME:
         found, batch = parse_migration(uri)
@@ -42,6 +42,20 @@ def _found_in_uri(uri: str) -> list[Found]:
     raise EnrolError("expected an otpauth:// or otpauth-migration:// URI")
 
 
+def found_in_uris(text: str) -> list[Found]:
+    """The entries of otpauth://, steam:// and export URIs, one per line; errors name the line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise EnrolError("no otpauth:// URI given")
+    found: list[Found] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            found.extend(_found_in_uri(line))
+        except EnrolError as exc:
+            raise EnrolError(f"line {number}: {exc}" if len(lines) > 1 else str(exc)) from None
+    return found
+
+
 def parse_text(text: str) -> list[Enrolment]:
     """Accounts from text: otpauth URIs (one per line), an export URI, or a bare base32 secret.
 
@@ -49,18 +63,11 @@ def parse_text(text: str) -> list[Enrolment]:
     """
     if len(text) > MAX_TEXT_CHARS:
         raise EnrolError("the input is too large to be an OTP URI or secret")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
+    if not text.strip():
         raise EnrolError("no otpauth:// URI or base32 secret given")
-    if not any("://" in line for line in lines):
+    if "://" not in text:
         return name_accounts([Found(issuer="", account_name="", secret=text)])
-    found: list[Found] = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            found.extend(_found_in_uri(line))
-        except EnrolError as exc:
-            raise EnrolError(f"line {number}: {exc}" if len(lines) > 1 else str(exc)) from None
-    return name_accounts(found)
+    return name_accounts(found_in_uris(text))
 
 
 def _found_in_image(path: Path) -> list[Found]:
@@ -68,7 +75,7 @@ def _found_in_image(path: Path) -> list[Found]:
 
     found: list[Found] = []
     for text in read_qr_texts(path):
-        if _scheme(text) not in (URI_SCHEME, MIGRATION_SCHEME):
+        if _scheme(text) not in (URI_SCHEME, STEAM_SCHEME, MIGRATION_SCHEME):
             raise EnrolError(f"{path}: the QR code holds something other than an otpauth:// URI")
         try:
             found.extend(_found_in_uri(text))

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, replace
 
-from totpd.otp import Account, Kind, normalize_base32
+from totpd.otp import Account, Encoder, Kind, normalize_base32
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Found:
     digits: int = 6
     period_s: int = 30
     counter: int = 0
+    encoder: Encoder = Encoder.DIGITS
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def name_accounts(found: list[Found]) -> list[Enrolment]:
             period_s=entry.period_s,
             counter=entry.counter,
             issuer=entry.issuer,
+            encoder=entry.encoder,
         )
         enrolments.append(Enrolment(account, entry.secret))
     return enrolments

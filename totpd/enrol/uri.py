@@ -2,18 +2,20 @@
 
     otpauth://TYPE/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER&algorithm=SHA1&digits=6&period=30
 
-Parameters totpd does not use (image, ...) are ignored. Errors name the parameter at fault,
-never the URI itself, which carries the secret.
+Steam Guard accounts come as `otpauth://totp/...&encoder=steam` (Aegis), `otpauth://steam/...`
+(2FAS, ente) or `steam://BASE32`. Parameters totpd does not use (image, ...) are ignored.
+Errors name the parameter at fault, never the URI itself, which carries the secret.
 """
 
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from totpd.enrol.enrolment import Enrolment, Found
 from totpd.errors import EnrolError
-from totpd.otp import ALGORITHMS, Kind
+from totpd.otp import ALGORITHMS, MAX_DIGITS, MIN_DIGITS, STEAM_CHARS, Encoder, Kind
 
 SCHEME = "otpauth"
-_KNOWN = frozenset({"secret", "issuer", "algorithm", "digits", "period", "counter"})
+STEAM_SCHEME = "steam"
+_KNOWN = frozenset({"secret", "issuer", "algorithm", "digits", "period", "counter", "encoder"})
 
 
 def _params(query: str) -> dict[str, str]:
@@ -54,28 +56,54 @@ def _algorithm(params: dict[str, str]) -> str:
     return algorithm
 
 
+def _steam(secret: str) -> Found:
+    if not secret.strip():
+        raise EnrolError("steam URI: the secret is missing")
+    return Found(
+        issuer="Steam",
+        account_name="",
+        secret=unquote(secret),
+        digits=STEAM_CHARS,
+        encoder=Encoder.STEAM,
+    )
+
+
+def _encoder(params: dict[str, str], type_name: str) -> Encoder:
+    if type_name == STEAM_SCHEME:
+        return Encoder.STEAM
+    name = params.get("encoder", Encoder.DIGITS.value).strip().lower()
+    if name not in (Encoder.DIGITS.value, Encoder.STEAM.value):
+        raise EnrolError("otpauth URI: the encoder must be steam, or absent")
+    return Encoder(name)
+
+
 def parse_uri(uri: str) -> Found:
-    """Parse one otpauth:// URI; EnrolError on anything malformed or unsupported."""
+    """Parse one otpauth:// (or steam://) URI; EnrolError on anything malformed or unsupported."""
     try:
         parts = urlsplit(uri.strip())
     except ValueError:
         raise EnrolError("not a well-formed otpauth:// URI") from None
+    if parts.scheme.lower() == STEAM_SCHEME:
+        return _steam(parts.netloc + parts.path)
     if parts.scheme.lower() != SCHEME:
         raise EnrolError("not an otpauth:// URI")
+    type_name = parts.netloc.lower()
     try:
-        kind = Kind(parts.netloc.lower())
+        kind = Kind.TOTP if type_name == STEAM_SCHEME else Kind(type_name)
     except ValueError:
-        raise EnrolError("otpauth URI: the type must be totp or hotp") from None
+        raise EnrolError("otpauth URI: the type must be totp, hotp or steam") from None
     params = _params(parts.query)
+    encoder = _encoder(params, type_name)
     if not params.get("secret", "").strip():
         raise EnrolError("otpauth URI: the secret parameter is missing")
     label = unquote(parts.path.removeprefix("/"))
     label_issuer, colon, account_name = label.partition(":")
     if not colon:
         label_issuer, account_name = "", label
-    digits = _number(params, "digits", 6)
-    if not 6 <= digits <= 8:
-        raise EnrolError(f"otpauth URI: digits must be 6, 7 or 8, not {digits}")
+    # Steam codes are always five characters, whatever a digits parameter says.
+    digits = STEAM_CHARS if encoder is Encoder.STEAM else _number(params, "digits", 6)
+    if not MIN_DIGITS <= digits <= MAX_DIGITS:
+        raise EnrolError(f"otpauth URI: digits must be {MIN_DIGITS} to {MAX_DIGITS}, not {digits}")
     period_s = _number(params, "period", 30)
     if period_s < 1:
         raise EnrolError("otpauth URI: period must be at least 1 second")
@@ -91,6 +119,7 @@ def parse_uri(uri: str) -> Found:
         digits=digits,
         period_s=period_s,
         counter=_number(params, "counter", 0) if kind is Kind.HOTP else 0,
+        encoder=encoder,
     )
 
 
@@ -108,4 +137,6 @@ def format_uri(enrolment: Enrolment, account_name: str = "") -> str:
         params["counter"] = str(account.counter)
     else:
         params["period"] = str(account.period_s)
+    if account.encoder is Encoder.STEAM:
+        params["encoder"] = Encoder.STEAM.value
     return f"{SCHEME}://{account.kind.value}/{label}?{urlencode(params, quote_via=quote)}"
