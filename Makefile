@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean lock
 
 setup:
 	scripts/setup
@@ -19,6 +19,10 @@ test: lint
 
 bench: setup
 	scripts/bench
+
+# Refresh the hashed dependency locks in requirements/ (see docs/packaging.md).
+lock:
+	scripts/lock
 
 clean:
 	rm -rf .venv .demo artifacts .pytest_cache .mypy_cache .ruff_cache .coverage
