@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean lock
+.PHONY: setup demo test lint bench clean lock deb
 
 setup:
 	scripts/setup
@@ -20,9 +20,13 @@ test: lint
 bench: setup
 	scripts/bench
 
+# dist/totpd_<version>_{amd64,arm64}.deb, built in cached Debian 12 chroots (as root).
+deb:
+	packaging/build-deb amd64 arm64
+
 # Refresh the hashed dependency locks in requirements/ (see docs/packaging.md).
 lock:
 	scripts/lock
 
 clean:
-	rm -rf .venv .demo artifacts .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .venv .demo artifacts dist .pytest_cache .mypy_cache .ruff_cache .coverage

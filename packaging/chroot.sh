@@ -4,13 +4,17 @@
 # a throwaway directory for each use. Foreign architectures run through qemu-user and binfmt_misc.
 # Sourced by packaging/build-deb and the package tests; needs root.
 
+shopt -s inherit_errexit  # a failing step inside $(...) fails the build too
+
 SUITE=bookworm
 CACHE=${TOTPD_DEB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/totpd-deb}
 # The host's tools for this: mmdebstrap makes chroots, qemu-user-static runs foreign ones.
 HOST_PACKAGES=(mmdebstrap arch-test qemu-user-static binfmt-support dpkg-dev)
 # What builds the venv: Debian's python3, and what compiles systemd-python (and, on armhf,
 # argon2-cffi-bindings, for which PyPI has no wheel).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config libsystemd-dev ca-certificates)
+# shellcheck disable=SC2034
 BUILD_PACKAGES_armhf=(cmake ninja-build libffi-dev)
 
 log() { echo "==> $*" >&2; }
@@ -57,7 +61,7 @@ chroot_tarball() { # NAME ARCH PACKAGE...: prints the cached tarball of that chr
     [[ -z ${TOTPD_DEB_MIRROR:-} ]] || mirror=("$TOTPD_DEB_MIRROR")
     local include=()
     (($#)) && include=(--include="$(IFS=,; echo "$*")")
-    mmdebstrap --quiet --variant=apt --arch="$arch" "${include[@]}" \
+    mmdebstrap --quiet --variant=apt --format=tar --arch="$arch" "${include[@]}" \
       "$SUITE" "$tarball.new" "${mirror[@]}" >&2
     mv "$tarball.new" "$tarball"
     # Older tarballs of the same chroot are stale now.
@@ -77,12 +81,14 @@ chroot_cleanup() { # Unmounts and removes every chroot unpacked by this process.
   CHROOTS=()
 }
 
-chroot_unpack() { # TARBALL ARCH [TARBALL...]: prints a fresh directory holding the chroot.
+chroot_unpack() { # TARBALL ARCH [TARBALL...]: a fresh chroot from the tarballs, in $CHROOT.
   local base=$1 arch=$2 root
   shift 2
   binfmt "$arch"
   root=$(mktemp -d "${TMPDIR:-/tmp}/totpd-chroot.XXXXXX")
   CHROOTS+=("$root")
+  # shellcheck disable=SC2034 # read by the caller
+  CHROOT=$root
   tar -xf "$base" -C "$root"
   local extra
   for extra in "$@"; do tar -xf "$extra" -C "$root"; done
@@ -90,7 +96,10 @@ chroot_unpack() { # TARBALL ARCH [TARBALL...]: prints a fresh directory holding 
   mount --rbind /sys "$root/sys"
   mount --rbind /dev "$root/dev"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-  echo "$root"
+  # The host's trust store: a TLS proxy this host trusts is trusted by pip in the chroot too.
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
 }
 
 chroot_pip_cache() { # ROOT ARCH: keeps pip's downloads across builds (it checks the hashes).
