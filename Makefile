@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean lock deb
+.PHONY: setup demo test lint bench clean lock deb test-deb
 
 setup:
 	scripts/setup
@@ -23,6 +23,10 @@ bench: setup
 # dist/totpd_<version>_{amd64,arm64}.deb, built in cached Debian 12 chroots (as root).
 deb:
 	packaging/build-deb amd64 arm64
+
+# The packages' files and metadata, then apt-installed into throwaway amd64 and arm64 chroots.
+test-deb: setup deb
+	$(VENV)/pytest -m deb -p no:cacheprovider tests/test_deb.py
 
 # Refresh the hashed dependency locks in requirements/ (see docs/packaging.md).
 lock:
