@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from totpd import __version__
+from totpd import __version__, build
 from totpd import config as config_module
 from totpd.cli.accounts import (
     cmd_account_add,
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, help=f"config file (default: ${config_module.CONFIG_ENV})"
     )
-    parser.add_argument("--version", action="version", version=f"totpd {__version__}")
+    parser.add_argument("--version", action="version", version=f"totpd {__version__} ({build()})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
