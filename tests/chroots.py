@@ -55,11 +55,18 @@ class Chroot:
         return ["chroot", str(self.path), "/usr/bin/env", "-i", *variables]
 
     def run(
-        self, script: str, *, timeout_s: float = 600, check: bool = True, **env: str
+        self,
+        script: str,
+        *,
+        stdin: str = "",
+        timeout_s: float = 600,
+        check: bool = True,
+        **env: str,
     ) -> subprocess.CompletedProcess[str]:
         """Run a shell script in the chroot; on `check`, fail the test with its output."""
         done = subprocess.run(
             [*self._prefix(env), "sh", "-ec", script],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout_s,

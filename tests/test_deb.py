@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.chroots import Chroot, chroot_tarball, unpacked
 from tests.conftest import codes_near_now, free_port, wait_for_port
@@ -29,7 +30,19 @@ SIGNATURE_SECRET = "deb-test-signature-secret-0123456789"
 NEXT_STEP = "totpd: next step: sudo totpd-seal-credentials"
 # What must run in a chroot as root before the service could: seal both credentials with the
 # host key (no TPM2 in a chroot), as the printed next step says.
-SEAL = f"echo {SIGNATURE_SECRET} | totpd-seal-credentials --with-key host"
+SEAL = "totpd-seal-credentials --with-key host"  # the secret on stdin
+# `totpd COMMAND` as totpd.service (and totpd-admin) run it, for a chroot without systemd:
+# the credentials unsealed into a private directory, the user totpd, umask 077.
+AS_SERVICE = """
+umask 077
+creds=$(mktemp -d /run/totpd-credentials.XXXXXX)
+for name in totpd-vault-key vonage-signature-secret; do
+  systemd-creds decrypt --name=$name /etc/credstore.encrypted/$name.cred $creds/$name
+done
+chown -R totpd:totpd $creds
+export CREDENTIALS_DIRECTORY=$creds
+exec setpriv --reuid=totpd --regid=totpd --init-groups -- totpd {}
+"""
 
 
 def package(arch: str) -> Path:
@@ -146,7 +159,7 @@ def test_the_venv_holds_exactly_the_lock(data: Path) -> None:
     installed = {}
     for info in site.glob("*.dist-info"):
         name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
-        installed[name.lower().replace("_", "-")] = version
+        installed[canonicalize_name(name)] = version
     for own in ("totpd", "pip", "setuptools"):
         installed.pop(own)
     locked = {
@@ -214,29 +227,30 @@ def test_check_config_passes_once_the_credentials_are_sealed(amd64: Chroot) -> N
     before = amd64.run("totpd check-config", check=False)
     assert before.returncode == 1
     assert "no Vonage signature secret" in before.stderr
-    amd64.run(SEAL)
-    after = amd64.run("totpd check-config")
+    amd64.run(SEAL, stdin=SIGNATURE_SECRET)
+    after = amd64.run(AS_SERVICE.format("check-config"))
     assert "OK" in after.stdout
     assert SIGNATURE_SECRET not in after.stdout + after.stderr
 
 
 def test_purge_deletes_the_config_and_keeps_the_vault_and_its_keys(amd64: Chroot) -> None:
-    amd64.run(SEAL)
-    amd64.run(f"echo {SEED} | totpd account add demo --label Demo")
+    amd64.run(SEAL, stdin=SIGNATURE_SECRET)
+    amd64.run(AS_SERVICE.format("account add demo --label Demo"), stdin=SEED)
     amd64.run("echo '# the admin was here' >> /etc/totpd/totpd.toml")
     removed = amd64.run("apt-get remove -y totpd && ls /etc/totpd /var/lib/totpd")
     assert "totpd.toml" in removed.stdout, "remove keeps the config"
     purged = amd64.run("apt-get purge -y totpd")
-    assert "rm -r /var/lib/totpd /etc/credstore.encrypted/totpd-vault-key.cred" in purged.stderr
+    kept = "/var/lib/totpd /var/backups/totpd /etc/credstore.encrypted/totpd-vault-key.cred"
+    assert f"to delete them for good: rm -r {kept}" in purged.stdout
     left = amd64.run(
         "ls -d /etc/totpd /var/lib/totpd/vault.bin /etc/credstore.encrypted/*.cred 2>&1 || true"
     ).stdout
-    assert "/etc/totpd: No such file or directory" in left
+    assert "cannot access '/etc/totpd'" in left
     assert "/var/lib/totpd/vault.bin" in left
     assert "/etc/credstore.encrypted/totpd-vault-key.cred" in left
     # Installing again picks the vault up with its sealed key: the seed is still there.
     amd64.run("cd /root && apt install -y ./totpd_*.deb")
-    assert "demo" in amd64.run("totpd account list").stdout
+    assert "demo" in amd64.run(AS_SERVICE.format("account list")).stdout
 
 
 @pytest.fixture(scope="module")
@@ -250,14 +264,14 @@ def test_arm64_package_runs_an_emulated_call(arm64: Chroot) -> None:
     assert arm64.run("uname -m").stdout.strip() == "aarch64"
     version = arm64.run("totpd --version").stdout
     assert re.match(rf"totpd {re.escape(VERSION)} \(deb arm64, git ", version)
-    arm64.run(SEAL)
+    arm64.run(SEAL, stdin=SIGNATURE_SECRET)
     arm64.run(
         "sed -i 's|^# application_id = .*|application_id = \"totpd-deb-test\"|'"
         " /etc/totpd/totpd.toml"
     )
-    arm64.run(f"echo {SEED} | totpd account add demo --label Demo", timeout_s=300)
-    arm64.run(f"echo {PIN} | totpd user add demo --accounts demo", timeout_s=300)
-    assert "OK" in arm64.run("totpd check-config", timeout_s=300).stdout
+    arm64.run(AS_SERVICE.format("account add demo --label Demo"), stdin=SEED)
+    arm64.run(AS_SERVICE.format("user add demo --accounts demo"), stdin=PIN)
+    assert "OK" in arm64.run(AS_SERVICE.format("check-config")).stdout
     port = free_port()
     metrics_port = free_port()
     arm64.run(
@@ -265,10 +279,10 @@ def test_arm64_package_runs_an_emulated_call(arm64: Chroot) -> None:
         f' s|^listen = "127.0.0.1:9464"|listen = "127.0.0.1:{metrics_port}"|\''
         " /etc/totpd/totpd.toml"
     )
-    daemon = arm64.popen("exec totpd serve")
+    daemon = arm64.popen(AS_SERVICE.format("serve"))
     try:
         wait_for_port(port, timeout_s=300)
-        call = arm64.run(f"totpd call --press {PIN} --press ''", timeout_s=300).stdout
+        call = arm64.run(AS_SERVICE.format(f"call --press {PIN} --press ''")).stdout
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
