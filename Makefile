@@ -3,10 +3,12 @@ VENV := .venv/bin
 
 .PHONY: setup demo test lint bench clean lock deb test-deb
 
+# What each use needs, and no more: the demo only the runtime (scripts/setup says what).
 setup:
-	scripts/setup
+	scripts/setup test
 
-demo: setup
+demo:
+	scripts/setup demo
 	scripts/demo
 
 lint: setup
@@ -17,7 +19,8 @@ lint: setup
 test: lint
 	$(VENV)/pytest --cov --cov-report=term:skip-covered
 
-bench: setup
+bench:
+	scripts/setup bench
 	scripts/bench
 
 # dist/totpd_<version>_{amd64,arm64}.deb, built in cached Debian 12 chroots (as root).
