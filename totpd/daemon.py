@@ -8,12 +8,11 @@ import os
 import signal
 import socket
 
-import uvloop
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from totpd import systemd
+from totpd import speedups, systemd
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import Layer
@@ -210,6 +209,6 @@ async def run(config: Config) -> None:
 
 
 def serve(config: Config) -> None:
-    """Run the daemon in the foreground, on uvloop's event loop (libuv: less time per request
-    in the loop and the transports than asyncio's own)."""
-    uvloop.run(run(config))
+    """Run the daemon in the foreground, on uvloop's event loop when installed (libuv: less
+    time per request in the loop and the transports than asyncio's own)."""
+    speedups.run(run(config))

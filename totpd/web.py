@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_parser import RawRequestMessage
@@ -20,7 +19,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client.metrics import Histogram
 
-from totpd import flow, ncco, vonage
+from totpd import flow, ncco, speedups, vonage
 from totpd.directory import Directory
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
@@ -69,7 +68,7 @@ class _RejectionLog:
 
 
 def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(document), status=status, content_type=JSON)
+    return web.Response(body=speedups.dumps(document), status=status, content_type=JSON)
 
 
 class Webhooks:
@@ -236,7 +235,7 @@ class Webhooks:
 
 def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -> bytes:
     config = services.config
-    return orjson.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
+    return speedups.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
 
 
 async def _facts(services: Services, call: Call, result: vonage.InputResult) -> flow.Event:
