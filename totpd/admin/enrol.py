@@ -17,7 +17,6 @@ from pathlib import Path
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from PIL import Image
 
 from totpd.admin.auth import signed_in
 from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
@@ -28,7 +27,6 @@ from totpd.config import Config
 from totpd.directory import Directory, DirectoryFile
 from totpd.enrol import Enrolment, parse_image, parse_text
 from totpd.enrol.commit import enrol as store_all
-from totpd.enrol.qr import FORMATS
 from totpd.errors import DirectoryError, EnrolError
 from totpd.secrets import open_store
 from totpd.users import MAX_ACCOUNTS_PER_USER
@@ -55,6 +53,12 @@ def _image_file(image: bytes) -> Iterator[Path]:
 
 def _check_size(path: Path) -> None:
     """Refuse images too large to decode here, from the header alone (nothing is decoded)."""
+    try:
+        from PIL import Image
+
+        from totpd.enrol.qr import FORMATS
+    except ModuleNotFoundError:
+        return  # no `qr` extra: parse_image says that QR decoding is not installed
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
