@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean lock deb test-deb
+.PHONY: setup demo test lint bench clean lock deb test-deb test-armhf
 
 # What each use needs, and no more: the demo only the runtime (scripts/setup says what).
 setup:
@@ -30,6 +30,10 @@ deb:
 # The packages' files and metadata, then apt-installed into throwaway amd64 and arm64 chroots.
 test-deb: setup deb
 	$(VENV)/pytest -m deb -p no:cacheprovider tests/test_deb.py
+
+# Raspberry Pi OS 32-bit: the core from the hashed lock, and its tests, in an armhf chroot.
+test-armhf:
+	packaging/test-armhf
 
 # Refresh the hashed dependency locks in requirements/ (see docs/packaging.md).
 lock:

@@ -17,6 +17,8 @@ BUILD_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config libsystemd-dev c
 # shellcheck disable=SC2034
 BUILD_PACKAGES_armhf=(cmake ninja-build libffi-dev)
 
+VENV=/opt/totpd/venv  # where the package has it; built there, as paths in a venv are absolute
+
 log() { echo "==> $*" >&2; }
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 
@@ -113,4 +115,45 @@ in_chroot() { # ROOT COMMAND...: runs COMMAND in the chroot with a clean environ
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$@"
+}
+
+stage_source() { # DIR: a copy of the files git knows of (committed or not, never ignored ones).
+  mkdir -p "$1"
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard |
+      xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' |
+      tar --null -T - -cf - | tar -xf - -C "$1"
+  else
+    tar --exclude=./.venv --exclude=./dist -cf - . | tar -xf - -C "$1"
+  fi
+}
+
+# ARCH BUILD_TARBALL LOCK [PIP_OPTION...]: the cached tarball of $VENV holding exactly LOCK
+# (hashes required; whatever builds from source builds with requirements/build.txt's hashed
+# tools, no others), made in the chroot if missing; its path in $LOCKED_VENV.
+locked_venv() {
+  local arch=$1 base=$2 lock=$3 key tarball root name
+  shift 3
+  name=$(basename "$lock" .txt)
+  key=$({ echo "${base##*/} $*"; declare -f locked_venv; cat requirements/build.txt "$lock"; } |
+    sha256sum | cut -c1-12)
+  tarball=$CACHE/venv-$name-$arch-$key.tar
+  if [[ ! -f $tarball ]]; then
+    log "$arch: installing $lock into $VENV (once; cached as ${tarball##*/})"
+    chroot_unpack "$base" "$arch"
+    root=$CHROOT
+    chroot_pip_cache "$root" "$arch"
+    mkdir -p "$root/tmp/requirements"
+    cp requirements/build.txt "$lock" "$root/tmp/requirements/"
+    in_chroot "$root" python3 -m venv "$VENV"
+    local pip=("$VENV/bin/pip" install --quiet --no-deps --require-hashes)
+    in_chroot "$root" "${pip[@]}" -r /tmp/requirements/build.txt
+    in_chroot "$root" "${pip[@]}" --no-build-isolation --use-pep517 "$@" -r "/tmp/requirements/$name.txt"
+    tar -C "$root" -cf "$tarball.new" "${VENV#/}"
+    mv "$tarball.new" "$tarball"
+    find "$CACHE" -maxdepth 1 -name "venv-$name-$arch-*.tar" ! -name "${tarball##*/}" -delete
+    chroot_cleanup
+  fi
+  # shellcheck disable=SC2034 # read by the caller
+  LOCKED_VENV=$tarball
 }
