@@ -12,8 +12,8 @@ demo:
 	scripts/demo
 
 lint: setup
-	$(VENV)/ruff check totpd tests bench
-	$(VENV)/ruff format --check totpd tests bench
+	$(VENV)/ruff check totpd tests bench packaging
+	$(VENV)/ruff format --check totpd tests bench packaging
 	$(VENV)/mypy
 
 test: lint

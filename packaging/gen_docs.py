@@ -57,10 +57,10 @@ standard input or a no\-echo prompt, never from the command line.
 
 def _complete_paths(parser: argparse.ArgumentParser) -> None:
     """Options that take a file complete file names in both shells."""
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk of its actions
+    for action in parser._actions:  # argparse has no public walk of its actions
         if action.type is Path:
             action.complete = shtab.FILE  # type: ignore[attr-defined]
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 _complete_paths(sub)
 
@@ -84,8 +84,8 @@ def main(out: Path, version: str) -> None:
     )
     include.unlink()
     (out / "totpd.1").write_text(str(page))
-    (out / "totpd.bash").write_text(shtab.complete(parser, shell="bash"))
-    (out / "_totpd").write_text(shtab.complete(parser, shell="zsh"))
+    (out / "totpd.bash").write_text(shtab.complete(parser, shell="bash"))  # noqa: S604 - the completion's shell
+    (out / "_totpd").write_text(shtab.complete(parser, shell="zsh"))  # noqa: S604
 
 
 if __name__ == "__main__":

@@ -34,7 +34,10 @@ def main(venv: Path) -> None:
         owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False)
         if owner.returncode != 0:  # usrmerge: dpkg knows /lib/... where ldd says /usr/lib/...
             owner = subprocess.run(
-                ["dpkg", "-S", str(Path(path).resolve())], capture_output=True, text=True, check=True
+                ["dpkg", "-S", str(Path(path).resolve())],
+                capture_output=True,
+                text=True,
+                check=True,
             )
         packages.add(owner.stdout.split(":")[0])
     print("\n".join(sorted(packages)))

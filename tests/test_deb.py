@@ -156,7 +156,7 @@ def test_the_venv_holds_exactly_the_lock(data: Path) -> None:
     """Every distribution in the venv is pinned by requirements/lock.txt, at its version;
     the build tools are gone."""
     site = next((data / "opt/totpd/venv/lib").glob("python3.*/site-packages"))
-    installed = {}
+    installed: dict[str, str] = {}
     for info in site.glob("*.dist-info"):
         name, version = info.name.removesuffix(".dist-info").rsplit("-", 1)
         installed[canonicalize_name(name)] = version
