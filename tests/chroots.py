@@ -23,6 +23,18 @@ ENV = {
 }
 
 
+def host_packages(*packages: str) -> None:
+    """Install the chroot tools and `packages` on this host with apt, when missing."""
+    done = subprocess.run(
+        ["bash", "-c", SOURCED.format("host_packages"), "-", *packages],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def chroot_tarball(name: str, arch: str, *packages: str) -> Path:
     """The cached tarball of a bookworm chroot of `arch` with `packages` (made if missing)."""
     done = subprocess.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.chroots import Chroot, chroot_tarball, unpacked
+from tests.chroots import Chroot, chroot_tarball, host_packages, unpacked
 from tests.conftest import codes_near_now, free_port, wait_for_port
 from tests.test_lock import _pins
 
@@ -170,6 +170,7 @@ def test_the_venv_holds_exactly_the_lock(data: Path) -> None:
 
 def test_lintian_finds_nothing_but_the_placeholder_maintainer() -> None:
     """The remaining tags are the maintainer address a distributor sets (TOTPD_DEB_MAINTAINER)."""
+    host_packages("lintian")
     done = subprocess.run(
         ["lintian", "--tag-display-limit", "0", str(package("amd64"))],
         capture_output=True,
