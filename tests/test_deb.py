@@ -234,6 +234,14 @@ def test_check_config_passes_once_the_credentials_are_sealed(amd64: Chroot) -> N
     assert SIGNATURE_SECRET not in after.stdout + after.stderr
 
 
+def test_running_totpd_leaves_the_packaged_files_as_shipped(amd64: Chroot) -> None:
+    """Every file matches the package's md5sums, and running totpd as root wrote no bytecode
+    into /opt (the shipped .pyc files are valid: the service could not write them anyway)."""
+    amd64.run("totpd --help >/dev/null; totpd account list >/dev/null 2>&1 || true")
+    assert amd64.run("dpkg --verify totpd").stdout == ""
+    assert amd64.run("find /opt/totpd -newer /var/lib/dpkg/info/totpd.list").stdout == ""
+
+
 def test_purge_deletes_the_config_and_keeps_the_vault_and_its_keys(amd64: Chroot) -> None:
     amd64.run(SEAL, stdin=SIGNATURE_SECRET)
     amd64.run(AS_SERVICE.format("account add demo --label Demo"), stdin=SEED)
