@@ -1,28 +1,52 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint fmt bench clean
+.PHONY: setup demo test lint fmt bench clean lock deb test-deb test-deb-amd64 test-armhf
 
+# What each use needs, and no more: the demo only the runtime (scripts/setup says what).
 setup:
-	scripts/setup
+	scripts/setup test
 
-demo: setup
+demo:
+	scripts/setup demo
 	scripts/demo
 
 lint: setup
-	$(VENV)/ruff check totpd tests bench
-	$(VENV)/ruff format --check totpd tests bench
+	$(VENV)/ruff check totpd tests bench packaging
+	$(VENV)/ruff format --check totpd tests bench packaging
 	$(VENV)/mypy
 
 fmt: setup
-	$(VENV)/ruff format totpd tests bench
-	$(VENV)/ruff check --fix totpd tests bench
+	$(VENV)/ruff format totpd tests bench packaging
+	$(VENV)/ruff check --fix totpd tests bench packaging
 
 test: lint
-	$(VENV)/pytest -m "not vm" --cov --cov-report=term:skip-covered
+	$(VENV)/pytest -m "not vm and not deb" --cov --cov-report=term:skip-covered
 
-bench: setup
+bench:
+	scripts/setup bench
 	scripts/bench
 
+# dist/totpd_<version>_{amd64,arm64}.deb, built in cached Debian 12 chroots (as root).
+deb:
+	packaging/build-deb amd64 arm64
+
+# The packages' files and metadata, then apt-installed into throwaway amd64 and arm64 chroots.
+test-deb: setup deb
+	$(VENV)/pytest -m deb -p no:cacheprovider tests/test_deb.py
+
+# The amd64 half alone (no emulation): the one that fits in CI.
+test-deb-amd64: setup
+	packaging/build-deb amd64
+	$(VENV)/pytest -m deb -k "not arm64" -p no:cacheprovider tests/test_deb.py
+
+# Raspberry Pi OS 32-bit: the core from the hashed lock, and its tests, in an armhf chroot.
+test-armhf:
+	packaging/test-armhf
+
+# Refresh the hashed dependency locks in requirements/ (see docs/packaging.md).
+lock:
+	scripts/lock
+
 clean:
-	rm -rf .venv .demo artifacts .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf .venv .demo artifacts dist .pytest_cache .mypy_cache .ruff_cache .coverage

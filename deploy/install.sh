@@ -19,11 +19,9 @@ DEPLOY=$SOURCE/deploy
 ROOT=${TOTPD_INSTALL_ROOT:-}
 PREFIX=/opt/totpd
 CONFIG=/etc/totpd/totpd.toml
-CREDSTORE=/etc/credstore.encrypted
-STATE=/var/lib/totpd
-VAULT_CREDENTIAL=totpd-vault-key
-SIGNATURE_CREDENTIAL=vonage-signature-secret
 APT_PACKAGES=(python3-venv python3-dev gcc pkg-config libsystemd-dev libffi-dev)
+# 32-bit ARM builds argon2-cffi-bindings from source (PyPI has no wheel): CMake and Ninja.
+case $(dpkg --print-architecture) in armhf | armel) APT_PACKAGES+=(cmake ninja-build) ;; esac
 
 apt=1 venv=1 start=1 secret_file="" with_key=auto
 
@@ -78,12 +76,18 @@ root_opt=()
 systemd-sysusers "${root_opt[@]}" totpd.conf
 systemd-tmpfiles "${root_opt[@]}" --create totpd.conf
 
-# 3. The virtualenv: Debian's python3, totpd and its dependencies from this checkout.
+# 3. The virtualenv: Debian's python3, the exact dependencies of the hashed lock (the core
+# alone on 32-bit ARM, where PyPI has no wheels for the extras), and totpd from this checkout.
+# Everything that is built from source is built with the hashed build tools, no others.
 if ((venv)); then
   step "virtualenv in $PREFIX/venv"
+  lock=$SOURCE/requirements/lock.txt
+  case $(dpkg --print-architecture) in armhf | armel) lock=$SOURCE/requirements/lock-core.txt ;; esac
   [[ -x $ROOT$PREFIX/venv/bin/python ]] || python3 -m venv "$ROOT$PREFIX/venv"
-  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade "$SOURCE"
+  pip=("$ROOT$PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps)
+  "${pip[@]}" --require-hashes -r "$SOURCE/requirements/build.txt"
+  "${pip[@]}" --require-hashes --no-build-isolation -r "$lock"
+  "${pip[@]}" --no-build-isolation --upgrade "$SOURCE"
   # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
   "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
 fi
@@ -100,49 +104,19 @@ else
   step "config $CONFIG kept"
 fi
 
-# 5. Credentials, sealed with systemd-creds: TPM2 when the host has one, the host key else.
-seal() { # NAME: plaintext on stdin -> $CREDSTORE/NAME.cred
-  local out=$ROOT$CREDSTORE/$1.cred
-  systemd-creds encrypt --quiet --with-key="$with_key" --name="$1" - "$out.new"
-  chmod 0600 "$out.new"
-  mv -f "$out.new" "$out"
-}
-install -d -m 0700 "$ROOT$CREDSTORE"
-if [[ -f $ROOT$CREDSTORE/$VAULT_CREDENTIAL.cred ]]; then
-  step "vault key credential kept"
-elif [[ -e $ROOT$STATE/vault.bin ]]; then
-  die "$STATE/vault.bin exists but $CREDSTORE/$VAULT_CREDENTIAL.cred does not: restore the" \
-    "sealed key from your backup (or run \`totpd secrets init\` to seal the existing key)"
-else
-  step "sealing a new vault key as credential $VAULT_CREDENTIAL ($with_key)"
-  head -c 32 /dev/urandom | seal "$VAULT_CREDENTIAL"
-fi
-
-if [[ -f $ROOT$CREDSTORE/$SIGNATURE_CREDENTIAL.cred && -z $secret_file ]]; then
-  step "Vonage signature secret credential kept"
-else
-  secret=""
-  if [[ -n $secret_file ]]; then
-    IFS= read -r secret <"$secret_file" || [[ -n $secret ]] || die "$secret_file is empty"
-  elif [[ -t 0 ]]; then
-    IFS= read -rs -p "Vonage signature secret (dashboard, API settings): " secret
-    echo
-  else
-    IFS= read -r secret || true
-  fi
-  secret=${secret%$'\r'}
-  [[ -n $secret ]] || die "no Vonage signature secret given (--signature-secret-file FILE)"
-  step "sealing the Vonage signature secret as credential $SIGNATURE_CREDENTIAL ($with_key)"
-  printf '%s' "$secret" | seal "$SIGNATURE_CREDENTIAL"
-  unset secret
-fi
+# 5. Credentials, sealed with systemd-creds: the same script the Debian package points to.
+seal_args=(--with-key "$with_key")
+[[ -z $secret_file ]] || seal_args+=(--signature-secret-file "$secret_file")
+TOTPD_INSTALL_ROOT=$ROOT "$DEPLOY/totpd-seal-credentials" "${seal_args[@]}"
 
 # 6. The units and the admin helper.
 step "units"
 for unit in totpd.service totpd.socket totpd-metrics.socket; do
   install -D -m 0644 "$DEPLOY/$unit" "$ROOT/etc/systemd/system/$unit"
 done
-install -D -m 0755 "$DEPLOY/totpd-admin" "$ROOT/usr/local/sbin/totpd-admin"
+for helper in totpd-admin totpd-seal-credentials; do
+  install -D -m 0755 "$DEPLOY/$helper" "$ROOT/usr/local/sbin/$helper"
+done
 systemd-tmpfiles "${root_opt[@]}" --create totpd.conf
 if [[ -n $ROOT ]]; then
   systemctl --root="$ROOT" enable totpd.service

@@ -1,4 +1,5 @@
-"""One version, pyproject's: `totpd --version` and the metrics' build info both say it."""
+"""One version, pyproject's: `totpd --version` and the metrics' build info both say it; the
+version line also names the build (the package build writes it, a checkout says so)."""
 
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_the_command_says_the_declared_version() -> None:
         timeout=30,
         check=True,
     )
-    assert shown.stdout == f"totpd {declared_version()}\n"
+    assert shown.stdout == f"totpd {declared_version()} (from source)\n"
 
 
 def test_the_build_info_metric_carries_the_declared_version() -> None:

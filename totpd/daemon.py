@@ -7,11 +7,10 @@ import os
 import signal
 import socket
 
-import uvloop
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
-from totpd import systemd
+from totpd import speedups, systemd
 from totpd.config import Config, Listen, UnixSocket
 from totpd.config import warnings as config_warnings
 from totpd.errors import ConfigError, TotpdError
@@ -216,6 +215,6 @@ async def run(config: Config) -> None:
 
 
 def serve(config: Config) -> None:
-    """Run the daemon in the foreground, on uvloop's event loop (libuv: less time per request
-    in the loop and the transports than asyncio's own)."""
-    uvloop.run(run(config))
+    """Run the daemon in the foreground, on uvloop's event loop when installed (libuv: less
+    time per request in the loop and the transports than asyncio's own)."""
+    speedups.run(run(config))

@@ -12,14 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from aiohttp import StreamReader, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import RawRequestMessage
 from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
-from totpd import catalogues, flow, ncco, vonage
+from totpd import catalogues, flow, ncco, speedups, vonage
 from totpd.errors import (
     LockoutUnavailable,
     SecretStoreError,
@@ -76,7 +75,7 @@ class _RejectionLog:
 
 
 def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(document), status=status, content_type=JSON)
+    return web.Response(body=speedups.dumps(document), status=status, content_type=JSON)
 
 
 class Webhooks:
@@ -254,7 +253,7 @@ def _render(services: Services, call: Call, prompts: Sequence[ncco.Speakable]) -
     """The NCCO for `prompts`, in the call's language, waiting at the call's step."""
     config = services.config
     words = catalogues.find(call.language or config.call.language)
-    return orjson.dumps(
+    return speedups.dumps(
         ncco.render(list(prompts), call.step, config.server.public_url, config.call, words)
     )
 

@@ -273,7 +273,8 @@ def test_sysusers_and_tmpfiles_create_the_user_and_private_directories(tmp_path:
 def test_shell_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is missing: scripts/setup installs it"
-    done = run(shellcheck, str(DEPLOY / "install.sh"), str(DEPLOY / "totpd-admin"))
+    scripts = ("install.sh", "totpd-admin", "totpd-seal-credentials")
+    done = run(shellcheck, *(str(DEPLOY / script) for script in scripts))
     assert done.returncode == 0, done.stdout
 
 
@@ -371,5 +372,5 @@ def test_install_without_a_signature_secret_fails_clearly(tmp_path: Path) -> Non
     done = install(tmp_path / "root", stdin="")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "install.sh: no Vonage signature secret given (--signature-secret-file FILE)"
+        "totpd-seal-credentials: no Vonage signature secret given (--signature-secret-file FILE)"
     )

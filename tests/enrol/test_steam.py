@@ -107,7 +107,8 @@ def test_a_steam_code_is_read_character_by_character_with_each_letter_spelled() 
     )
     heard = plain_text(ncco[0]["text"])
     assert heard.startswith(
-        "Your Steam code is: 2 T as in Tango C as in Charlie 8 Y as in Yankee. Again: 2 T as in Tango"
+        "Your Steam code is: 2 T as in Tango C as in Charlie 8 Y as in Yankee."
+        " Again: 2 T as in Tango"
     )
     assert '<say-as interpret-as="characters">T</say-as>' in ncco[0]["text"]
 

@@ -233,6 +233,18 @@ def test_embedded_key_is_created_once_with_one_warning(
     assert "totpd secrets init" in warnings[0].getMessage()
 
 
+def test_only_the_command_that_creates_the_embedded_key_warns(tmp_path: Path) -> None:
+    """A demo session runs many commands on one development key: one warning, not one each."""
+    config_path = write_config(tmp_path)
+    first = run_totpd(config_path, "account", "add", "github", stdin=GITHUB_SEED)
+    later = [
+        run_totpd(config_path, *command) for command in (["account", "list"], ["check-config"])
+    ]
+    assert first.stderr.count("unsealed file beside the vault") == 1, first.stderr
+    assert [done.returncode for done in later] == [0, 0]
+    assert [done.stderr for done in later] == ["", ""]
+
+
 def test_vault_without_its_key_is_an_error_not_an_empty_vault(config: Config) -> None:
     open_store(config).set_seed("github", SEED)
     vault_file = config.paths.state_dir / "vault.bin"

@@ -28,7 +28,6 @@ from totpd.enrol import Enrolment, parse_image, parse_text
 from totpd.enrol.backups import FORMATS as BACKUP_FORMATS
 from totpd.enrol.backups import parse_backup
 from totpd.enrol.commit import store_enrolments
-from totpd.enrol.qr import check_size
 from totpd.errors import AdminRefused, EnrolError, RosterError, StorageError
 from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
@@ -58,7 +57,12 @@ def decode_image(image: bytes) -> list[Enrolment]:
     """The accounts in the QR code(s) of an uploaded image; EnrolError says what is wrong."""
     with _image_file(image) as path:
         try:
-            check_size(path, MAX_IMAGE_PIXELS)
+            try:
+                from totpd.enrol.qr import check_size  # the `qr` extra: zxing-cpp and Pillow
+            except ModuleNotFoundError:
+                pass  # parse_image says that QR decoding is not installed
+            else:
+                check_size(path, MAX_IMAGE_PIXELS)
             return parse_image(path)
         except EnrolError as exc:
             # parse_image names the file; here that is a meaningless /proc path.

@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from totpd import __version__
+from totpd import __version__, build
 from totpd import config as config_module
 from totpd.cli import accounts, lockouts, service, store, users
 from totpd.cli.parser import echo
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, help=f"config file (default: ${config_module.CONFIG_ENV})"
     )
-    parser.add_argument("--version", action="version", version=f"totpd {__version__}")
+    parser.add_argument("--version", action="version", version=f"totpd {__version__} ({build()})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (service, accounts, users, store, lockouts):
         module.register(commands)

@@ -71,7 +71,10 @@ def parse_text(text: str) -> list[Enrolment]:
 
 
 def _found_in_image(path: Path) -> list[Found]:
-    from totpd.enrol.qr import read_qr_texts  # image libraries load only when needed
+    try:
+        from totpd.enrol.qr import read_qr_texts  # image libraries load only when needed
+    except ModuleNotFoundError:  # the `qr` extra (zxing-cpp, Pillow) is not installed
+        raise EnrolError("QR decoding is not installed: paste the otpauth link instead") from None
 
     found: list[Found] = []
     for text in read_qr_texts(path):

@@ -6,7 +6,8 @@
    `/etc/credstore.encrypted/<secrets.key_credential>.cred`), unsealed through a pipe from
    `systemd-creds decrypt`: the admin CLI, run as root on the same host.
 3. `<state_dir>/vault.key`: the embedded default for development and the quick start. It is
-   created on first use, only while no vault exists, and a warning says so once.
+   created on first use, only while no vault exists, and a warning says so then (once, not
+   on every command of a session).
 
 A vault that exists but whose key is nowhere is an error naming every place looked at, never
 a fresh empty vault.
@@ -73,7 +74,7 @@ def _from_credentials_directory(config: Config) -> VaultKey | None:
 @functools.cache
 def _warn_embedded(path: Path) -> None:
     log.warning(
-        "vault key %s is an unsealed file beside the vault: fine for development, not for"
+        "created vault key %s, an unsealed file beside the vault: fine for development, not for"
         " production; run `totpd secrets init` to seal it to this host (TPM2 when present)",
         path,
     )
@@ -109,6 +110,7 @@ def _from_embedded_file(config: Config, looked_at: list[str]) -> VaultKey:
             _create_embedded(path)
         except OSError as exc:
             raise VaultError(f"{path}: cannot create vault key: {exc.strerror}") from None
+        _warn_embedded(path)
     try:
         key = read_file(path, KEY_BYTES + 1)
         mode = path.lstat().st_mode
@@ -116,7 +118,6 @@ def _from_embedded_file(config: Config, looked_at: list[str]) -> VaultKey:
         raise VaultError(f"{path}: cannot read vault key: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise VaultError(f"{path}: vault key is readable by others; chmod 600 it")
-    _warn_embedded(path)
     return _checked(key, str(path))
 
 
