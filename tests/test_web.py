@@ -83,6 +83,22 @@ async def test_get_answer_is_verified_over_the_query(client: Client) -> None:
     assert response.status == 401
 
 
+async def test_get_answer_with_a_duplicate_query_key_is_refused(
+    client: Client, services: Services
+) -> None:
+    # The signed hash covers both values; which one a handler reads is a guess: refuse.
+    query = [("to", "447700900999"), ("from", CALLER), ("uuid", "call-a"), ("uuid", "call-b")]
+    header = vonage.sign_webhook(
+        vonage.get_payload(query),
+        b"test-signature-secret-0123456789abcdef",
+        time.time(),
+        APPLICATION_ID,
+    )
+    response = await client.get("/webhooks/answer", params=query, headers={"Authorization": header})
+    assert (response.status, await response.json()) == (400, {"error": "duplicate_parameter"})
+    assert await services.calls.count() == 0
+
+
 async def test_wrong_pin_three_times_hangs_up(caller: Vonage, services: Services) -> None:
     await caller.answer()
     for _ in range(3):

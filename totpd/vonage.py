@@ -207,6 +207,17 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return document
 
 
+def parse_query(query: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A GET webhook's parameters. A key given twice is refused: the signature covers both
+    values, and which one counts would be a guess."""
+    fields: dict[str, Any] = {}
+    for key, value in query:
+        if key in fields:
+            raise _bad("duplicate_parameter")
+        fields[key] = value
+    return fields
+
+
 def _uuid(fields: dict[str, Any]) -> str:
     value = fields.get("uuid")
     if not isinstance(value, str) or not UUID_PATTERN.fullmatch(value):

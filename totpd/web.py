@@ -175,7 +175,7 @@ class Webhooks:
         if not await services.replays.first_use(jti, window_s):
             raise WebhookRejected("replayed")
         if request.method == "GET":
-            return dict(request.query)
+            return vonage.parse_query(request.query.items())
         return vonage.parse_json(payload)
 
     async def answer(self, request: web.BaseRequest) -> web.Response:
