@@ -9,7 +9,6 @@ import socket
 
 import uvloop
 from aiohttp import web
-from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
 from totpd.config import Config, Listen
@@ -131,25 +130,12 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, 100)
 
 
-class _QuietMalformedHttp(logging.Filter):
-    """Drop aiohttp's ERROR-with-traceback for each malformed HTTP request.
-
-    aiohttp already answers those with a 400; logging each one would let anyone on the internet
-    fill the journal. Errors raised inside handlers are not HTTP parse errors and still log.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, HttpProcessingError)
-
-
 async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
 
     Under systemd: READY=1 once the secret store is open and every listener is up, STATUS=
     lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
     """
-    logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
     services = open_services(config)
     runners: list[web.BaseRunner] = []
     tasks: list[asyncio.Task[None]] = []

@@ -22,54 +22,21 @@ from prometheus_client import Histogram
 from totpd import flow, ncco, vonage
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.listener import JSON, Listener, Refusals, Response, json_response
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, reading_at
 from totpd.roster import Roster
 from totpd.services import Services
 
-JSON = "application/json"
-
 log = logging.getLogger("totpd.web")
 audit = logging.getLogger("totpd.audit")
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.Response]]
+Handler = Callable[[web.BaseRequest], Awaitable[Response]]
 
 INPUT_PREFIX = "/webhooks/input/"
 # The answer webhook only counts the users (one user skips the user-number question): a view of
 # the roster this old saves it a stat() per call. Every later step reads the file afresh.
 ANSWER_ROSTER_MAX_AGE_S = 1.0
-UNSIGNED_HINT = (
-    "webhook has no signed-webhook JWT: turn on 'Use signed webhooks' in the Vonage"
-    " application's settings (and check the reverse proxy passes the Authorization header)"
-)
-
-
-class _RejectionLog:
-    """Logs the first rejection of each reason per interval, so a flood cannot flood the journal."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._next_s: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, reason: str, route: str) -> None:
-        now_s = time.monotonic()
-        if now_s < self._next_s.get(reason, 0.0):
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        self._next_s[reason] = now_s + self.interval_s
-        suppressed = self._suppressed.pop(reason, 0)
-        message = UNSIGNED_HINT if reason == "unsigned" else f"webhook refused: {reason}"
-        log.warning(
-            "%s (%d more like it not logged)",
-            message,
-            suppressed,
-            extra={"fields": {"ROUTE": route, "REASON": reason}},
-        )
-
-
-def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(document), status=status, content_type=JSON)
 
 
 class Webhooks:
@@ -81,7 +48,7 @@ class Webhooks:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._rejection_log = _RejectionLog()
+        self.refusals = Refusals(services.metrics.webhook_rejected)
         self._greetings: dict[Step, bytes] = {}
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
@@ -96,7 +63,7 @@ class Webhooks:
             INPUT_PREFIX: ("input", frozenset({"POST"}), self.input_step, seconds.labels("input")),
         }
 
-    def server(self) -> web.Server:
+    def server(self) -> Listener:
         """aiohttp's low-level server around this handler, with the configured body cap and no
         access log (the audit lines say what happened, without a line per request).
 
@@ -117,7 +84,7 @@ class Webhooks:
                 message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
             )
 
-        return web.Server(self, request_factory=request, access_log=None)
+        return Listener(self, self.refusals, request, access_log=None)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer `request`, but write the answer only after yielding to the event loop once."""
@@ -135,22 +102,21 @@ class Webhooks:
         key = INPUT_PREFIX if path.startswith(INPUT_PREFIX) else path
         found = self._routes.get(key)
         if found is None:
-            return _json({"error": "not_found"}, status=404)
+            return json_response({"error": "not_found"}, status=404)
         route, methods, handler, seconds = found
         if request.method not in methods:
-            response = _json({"error": "method_not_allowed"}, status=405)
+            response = json_response({"error": "method_not_allowed"}, status=405)
             response.headers["Allow"] = ", ".join(sorted(methods))
             return response
         started_s = time.perf_counter()
         try:
             return await handler(request)
         except WebhookRejected as exc:
-            self.services.metrics.webhook_rejected.labels(exc.reason).inc()
-            self._rejection_log(exc.reason, route)
-            return _json({"error": exc.reason}, status=exc.status)
+            self.refusals(exc.reason, route)
+            return json_response({"error": exc.reason}, status=exc.status)
         except TotpdError as exc:  # a fault on our side (secret store, ...): Vonage retries a 503
             log.error("webhook failed: %s", exc, extra={"fields": {"ROUTE": route}})
-            return _json({"error": "unavailable"}, status=503)
+            return json_response({"error": "unavailable"}, status=503)
         finally:
             seconds.observe(time.perf_counter() - started_s)
 
@@ -161,7 +127,10 @@ class Webhooks:
         if request.method == "GET":
             payload = vonage.get_payload(request.query.items())
         else:
-            payload = await request.read()
+            try:
+                payload = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise WebhookRejected("too_large", status=413) from None
         jti = vonage.verify_webhook(
             request.headers.get("Authorization"),
             payload,
@@ -178,7 +147,7 @@ class Webhooks:
             return vonage.parse_query(request.query.items())
         return vonage.parse_json(payload)
 
-    async def answer(self, request: web.BaseRequest) -> web.Response:
+    async def answer(self, request: web.BaseRequest) -> Response:
         """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
         services = self.services
         start = vonage.parse_answer(await self._authenticate(request))
@@ -194,9 +163,9 @@ class Webhooks:
         body = self._greetings.get(call.step)
         if body is None:
             body = self._greetings[call.step] = _render(services, call.step, prompts)
-        return web.Response(body=body, content_type=JSON)
+        return Response(body=body, content_type=JSON)
 
-    async def event(self, request: web.BaseRequest) -> web.Response:
+    async def event(self, request: web.BaseRequest) -> Response:
         """POST /webhooks/event: call progress; a final status frees the call's state."""
         services = self.services
         status = vonage.parse_status(await self._authenticate(request))
@@ -205,9 +174,9 @@ class Webhooks:
             if call is not None:
                 services.metrics.calls.labels(flow.outcome(call)).inc()
                 _log_step(call, f"hung up ({status.status})")
-        return web.Response(status=204)
+        return Response(status=204)
 
-    async def input_step(self, request: web.BaseRequest) -> web.Response:
+    async def input_step(self, request: web.BaseRequest) -> Response:
         """POST /webhooks/input/{step}: what the caller typed, for a call waiting at that step."""
         services = self.services
         try:
@@ -233,7 +202,7 @@ class Webhooks:
         if next_call.step is Step.ENDED:
             ending = next(p.ending for p in spoken if isinstance(p, flow.Goodbye))
             services.metrics.calls.labels(ending).inc()
-        return web.Response(body=_render(services, next_call.step, spoken), content_type=JSON)
+        return Response(body=_render(services, next_call.step, spoken), content_type=JSON)
 
 
 def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -> bytes:
@@ -375,6 +344,6 @@ def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:
     )
 
 
-def create_server(services: Services) -> web.Server:
+def create_server(services: Services) -> Listener:
     """The public webhook listener (call from within the event loop)."""
     return Webhooks(services).server()
