@@ -3,11 +3,15 @@ and names no server software."""
 
 import asyncio
 import json
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
-from tests.helpers import CALLER, PIN, Client, Vonage
+from tests.helpers import CALLER, PIN, Client, Vonage, WebhookServer, spoken
+from totpd.pins import PinHasher
 from totpd.secrets.vault import vault_path
 from totpd.services import Services
 
@@ -175,3 +179,198 @@ async def test_an_unexpected_fault_is_a_json_500_that_names_no_server(
     assert status == 500
     assert_anonymous_json(status, headers, body)
     assert json.loads(body) == {"error": "internal_error"}
+
+
+# Slow requests: a forged token never waits for its body, headers and bodies have time limits,
+# and the cap makes room for a genuine webhook ------------------------------------------------
+def signed_head(caller: Vonage, path: str, body: bytes) -> bytes:
+    """The head of a signed POST of `body` (the body itself is up to the test)."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {caller.token(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+async def opened(client: Client, sent: bytes = b"") -> tuple[asyncio.StreamReader, Any]:
+    """A new connection that has sent `sent` and waits."""
+    reader, writer = await asyncio.open_connection(*host_port(client))
+    if sent:
+        writer.write(sent)
+        await writer.drain()
+    return reader, writer
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """One whole answer (head and Content-Length bytes of body) from a kept-alive connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    _, headers, _ = parse_answer(head)
+    return head + await reader.readexactly(int(headers.get("content-length", "0")))
+
+
+async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bytes:
+    """Everything the server sends until it closes the connection, which it must within
+    `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        return await reader.read()
+
+
+def rejected(services: Services, reason: str) -> float:
+    """totpd_webhook_rejected_total for `reason`."""
+    value = services.metrics.registry.get_sample_value(
+        "totpd_webhook_rejected_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+async def tight(aiohttp_client: AiohttpClient, services: Services) -> Client:
+    """The webhook listener with one-second time limits and room for eight connections."""
+    server = replace(
+        services.config.server, header_timeout_s=1, body_timeout_s=1, max_connections=8
+    )
+    services.config = replace(services.config, server=server)
+    return await aiohttp_client(WebhookServer(services))
+
+
+@pytest.mark.parametrize(
+    "reason", ["unsigned", "malformed_token", "bad_signature", "wrong_application"]
+)
+async def test_a_forged_token_is_refused_before_its_body_arrives(
+    client: Client, caller: Vonage, reason: str
+) -> None:
+    body = json.dumps({"uuid": caller.uuid, "from": CALLER}).encode()
+    match reason:
+        case "bad_signature":
+            authorization = Vonage(client, secret="a-guessed-secret-of-32-bytes-or-more").token(
+                body
+            )
+        case "wrong_application":
+            authorization = caller.token(body, app="other-app")
+        case "malformed_token":
+            authorization = "Bearer not.a.token"
+        case _:
+            authorization = ""
+    head = (
+        f"POST /webhooks/answer HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n"
+        f"Content-Length: {len(body) + 1000}\r\n\r\n"
+    ).encode()
+    reader, writer = await opened(client, head + body[:10])  # and the rest never comes
+    try:
+        status, headers, answer = parse_answer(await closed_within(reader, 3.0))
+    finally:
+        writer.close()
+    assert (status, json.loads(answer)) == (401, {"error": reason})
+    assert headers["connection"] == "close"
+
+
+async def test_headers_that_never_end_are_cut_off(tight: Client, services: Services) -> None:
+    started_s = time.monotonic()
+    half_sent = await opened(tight, b"POST /webhooks/answer HTTP/1.1\r\nHost: x\r\nX-A: ")
+    silent = await opened(tight)
+    for reader, writer in (half_sent, silent):
+        assert await closed_within(reader, 4.0) == b""  # closed: there is nothing to answer
+        writer.close()
+    assert time.monotonic() - started_s >= 1.0
+    assert rejected(services, "header_timeout") == 2
+
+
+async def test_a_signed_request_whose_body_stalls_gets_408(
+    tight: Client, services: Services
+) -> None:
+    caller = Vonage(tight)
+    body = json.dumps({"uuid": caller.uuid, "from": CALLER}).encode()
+    reader, writer = await opened(tight, signed_head(caller, "/webhooks/answer", body) + body[:5])
+    try:
+        status, headers, answer = parse_answer(await closed_within(reader, 4.0))
+    finally:
+        writer.close()
+    assert (status, json.loads(answer)) == (408, {"error": "body_timeout"})
+    assert headers["connection"] == "close"
+    assert_anonymous_json(status, headers, answer)
+    assert await services.calls.count() == 0
+    assert rejected(services, "body_timeout") == 1
+
+
+async def test_a_body_sent_in_pieces_within_the_limit_is_read(
+    tight: Client, services: Services
+) -> None:
+    caller = Vonage(tight)
+    body = json.dumps({"uuid": caller.uuid, "from": CALLER}).encode()
+    reader, writer = await opened(tight, signed_head(caller, "/webhooks/answer", body))
+    try:
+        for piece in (body[:10], body[10:20], body[20:]):
+            await asyncio.sleep(0.2)
+            writer.write(piece)
+        status, _, answer = parse_answer(await read_answer(reader))
+    finally:
+        writer.close()
+    assert status == 200
+    assert "enter your PIN" in spoken(json.loads(answer))
+
+
+async def test_an_idle_keepalive_connection_outlasts_the_header_timeout(
+    tight: Client, services: Services
+) -> None:
+    caller = Vonage(tight)
+    reader, writer = await opened(tight)
+    try:
+        for uuid in ("call-1", "call-2"):  # the second request after an idle spell
+            writer.write(signed_request(caller, "/webhooks/answer", {"uuid": uuid}))
+            status, headers, _ = parse_answer(await read_answer(reader))
+            assert status == 200
+            assert headers.get("connection") != "close"
+            await asyncio.sleep(2.5)
+    finally:
+        writer.close()
+    assert rejected(services, "header_timeout") == 0
+
+
+async def test_at_the_cap_the_longest_waiting_connection_makes_room_for_a_call(
+    tight: Client, services: Services
+) -> None:
+    slow = []
+    for _ in range(8):  # as many half-sent requests as the cap allows
+        slow.append(await opened(tight, b"POST /webhooks/answer HTTP/1.1\r\nHost: x\r\n"))
+        await asyncio.sleep(0.02)
+    caller = Vonage(tight)
+    answer = {"uuid": caller.uuid, "from": CALLER}
+    pin = {"uuid": caller.uuid, "dtmf": {"digits": PIN, "timed_out": False}}
+    # Each webhook on a new connection, as Vonage sends them.
+    status, _, _ = parse_answer(
+        await raw_exchange(tight, signed_request(caller, "/webhooks/answer", answer))
+    )
+    assert status == 200
+    status, _, ncco = parse_answer(
+        await raw_exchange(tight, signed_request(caller, "/webhooks/input/pin", pin))
+    )
+    assert status == 200
+    assert "code is" in spoken(json.loads(ncco))
+    # The two oldest made room (one per new connection), the newest still wait.
+    for reader, _ in slow[:2]:
+        assert await closed_within(reader, 1.0) == b""
+    for reader, _ in slow[2:]:
+        assert not reader.at_eof()
+    assert rejected(services, "evicted") == 2
+    for _, writer in slow:
+        writer.close()
+
+
+async def test_a_request_being_answered_is_never_evicted(tight: Client, services: Services) -> None:
+    # Argon2 at a cost that takes a while: the PIN step is being answered while newcomers
+    # arrive, far more of them than the cap.
+    services.pins = PinHasher(
+        replace(services.config.pins, argon2_time_cost=8, argon2_memory_kib=131072)
+    )
+    caller = Vonage(tight)
+    assert (await caller.answer())[0] == 200
+    pin_step = asyncio.create_task(caller.press("pin", PIN))
+    await asyncio.sleep(0.1)
+    newcomers = [
+        await opened(tight, b"POST /webhooks/answer HTTP/1.1\r\nHost: x\r\n") for _ in range(30)
+    ]
+    status, ncco = await pin_step
+    assert status == 200
+    assert "code is" in spoken(ncco)
+    assert rejected(services, "evicted") >= 22
+    for _, writer in newcomers:
+        writer.close()

@@ -13,6 +13,7 @@ from aiohttp import web
 from totpd import systemd
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
+from totpd.listener import Listener
 from totpd.lockout import Layer
 from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
@@ -130,6 +131,20 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, 100)
 
 
+def _log_connection_cap(listener: Listener, config: Config) -> None:
+    """Say how many webhook connections may be open, and why when it is fewer than asked."""
+    cap = listener.max_connections
+    if cap < config.server.max_connections:
+        log.warning(
+            "webhook connections capped at %d, below server.max_connections = %d: the"
+            " descriptor limit (LimitNOFILE) leaves no room for more",
+            cap,
+            config.server.max_connections,
+        )
+    else:
+        log.info("webhook connections capped at %d", cap)
+
+
 async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
 
@@ -142,7 +157,9 @@ async def run(config: Config) -> None:
     activated = _activated_sockets()
     try:
         await services.notifier.start()
-        webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
+        listener = create_server(services)
+        _log_connection_cap(listener, config)
+        webhooks = web.ServerRunner(listener, shutdown_timeout=DRAIN_S)
         passed = activated.get("webhooks")
         runners.append(await _start(webhooks, config.server.listen, "webhooks", passed))
         if config.metrics.listen is not None or "metrics" in activated:

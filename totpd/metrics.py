@@ -38,6 +38,7 @@ class Metrics:
     lockouts_active: Gauge
     webhook_seconds: Histogram
     webhook_rejected: Counter
+    webhook_connections: Gauge
     codes_read: Counter
     calls_active: Gauge
     notifications: Counter
@@ -77,6 +78,11 @@ def create_metrics() -> Metrics:
             "totpd_webhook_rejected",
             "Webhook requests refused, by reason",
             ["reason"],
+            registry=registry,
+        ),
+        webhook_connections=Gauge(
+            "totpd_webhook_connections",
+            "Connections open to the webhook listener",
             registry=registry,
         ),
         codes_read=Counter(

@@ -43,12 +43,14 @@ class Webhooks:
     """The public listener's one request handler: route, time, authenticate, step, render.
 
     aiohttp's low-level server calls it directly: three fixed routes need no router, and every
-    webhook would otherwise pay for the application's routing and middleware machinery.
+    webhook would otherwise pay for the application's routing and middleware machinery. Create
+    it from within the event loop that serves `listener`.
     """
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.refusals = Refusals(services.metrics.webhook_rejected)
+        self.listener = self._listen()
         self._greetings: dict[Step, bytes] = {}
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
@@ -63,15 +65,12 @@ class Webhooks:
             INPUT_PREFIX: ("input", frozenset({"POST"}), self.input_step, seconds.labels("input")),
         }
 
-    def server(self) -> Listener:
-        """aiohttp's low-level server around this handler, with the configured body cap and no
-        access log (the audit lines say what happened, without a line per request).
-
-        Call it from within the event loop the server will run on.
-        """
+    def _listen(self) -> Listener:
+        """aiohttp's low-level server around this handler, with the configured body cap, time
+        limits and connection cap (totpd.listener)."""
         # Looked up once: before Python 3.12 get_running_loop() costs a getpid() syscall.
         loop = asyncio.get_running_loop()
-        max_body_bytes = self.services.config.server.max_body_bytes
+        services = self.services
 
         def request(
             message: RawRequestMessage,
@@ -80,21 +79,35 @@ class Webhooks:
             writer: AbstractStreamWriter,
             task: "asyncio.Task[None]",
         ) -> web.BaseRequest:
+            max_body_bytes = services.config.server.max_body_bytes
             return web.BaseRequest(
                 message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
             )
 
-        return Listener(self, self.refusals, request, access_log=None)
+        return Listener(
+            self,
+            request,
+            self.refusals,
+            lambda: services.config.server,
+            services.metrics.webhook_connections,
+        )
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer `request`, but write the answer only after yielding to the event loop once."""
-        response = await self._respond(request)
-        # The other requests that arrived in the same poll get their turn first, so the answers
-        # of one batch leave back to back and the peer (a reverse proxy, Vonage's edge) is woken
-        # once per batch instead of once per answer. Under load this halves the kernel time per
-        # request (docs/performance.md); alone, it costs about a microsecond.
-        await asyncio.sleep(0)
-        return response
+        listener = self.listener
+        listener.headers_in(request)
+        response = None
+        try:
+            response = await self._respond(request)
+            # The other requests that arrived in the same poll get their turn first, so the
+            # answers of one batch leave back to back and the peer (a reverse proxy, Vonage's
+            # edge) is woken once per batch instead of once per answer. Under load this halves
+            # the kernel time per request (docs/performance.md); alone, it costs about a
+            # microsecond.
+            await asyncio.sleep(0)
+            return response
+        finally:
+            listener.answered(request, response)
 
     async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """Route `request`; a refusal becomes a JSON 4xx, a metric and a throttled log line."""
@@ -121,31 +134,35 @@ class Webhooks:
             seconds.observe(time.perf_counter() - started_s)
 
     async def _authenticate(self, request: web.BaseRequest) -> dict[str, Any]:
-        """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields."""
+        """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields.
+
+        What the headers show is checked before the body is read, so a forged request never
+        waits for its body (and never makes totpd wait for it either).
+        """
         services = self.services
         vonage_config = services.config.vonage
-        if request.method == "GET":
-            payload = vonage.get_payload(request.query.items())
-        else:
-            try:
-                payload = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise WebhookRejected("too_large", status=413) from None
-        jti = vonage.verify_webhook(
+        if (request.content_length or 0) > services.config.server.max_body_bytes:
+            raise WebhookRejected("too_large", status=413)
+        token = vonage.verify_token(
             request.headers.get("Authorization"),
-            payload,
             services.signature_secret,
-            services.clock(),
-            max_age_s=vonage_config.max_age_s,
-            skew_s=vonage_config.clock_skew_s,
-            application_id=vonage_config.application_id,
+            vonage_config.application_id,
         )
-        window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
-        if not await services.replays.first_use(jti, window_s):
-            raise WebhookRejected("replayed")
+        vonage.check_freshness(
+            token, services.clock(), vonage_config.max_age_s, vonage_config.clock_skew_s
+        )
         if request.method == "GET":
-            return vonage.parse_query(request.query.items())
-        return vonage.parse_json(payload)
+            query = request.query.items()
+            fields = vonage.parse_query(query)
+            vonage.check_payload(token, vonage.get_payload(query))
+        else:
+            payload = await self.listener.body(request)
+            vonage.check_payload(token, payload)
+            fields = vonage.parse_json(payload)
+        window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
+        if not await services.replays.first_use(token.jti, window_s):
+            raise WebhookRejected("replayed")
+        return fields
 
     async def answer(self, request: web.BaseRequest) -> Response:
         """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
@@ -346,4 +363,4 @@ def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:
 
 def create_server(services: Services) -> Listener:
     """The public webhook listener (call from within the event loop)."""
-    return Webhooks(services).server()
+    return Webhooks(services).listener
