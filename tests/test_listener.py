@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from tests.helpers import CALLER, PIN, Client, Vonage, WebhookServer, spoken
+from tests.helpers import CALLER, MALFORMED_HTTP, PIN, Client, Vonage, WebhookServer, spoken
 from totpd.pins import PinHasher
 from totpd.secrets.vault import vault_path
 from totpd.services import Services
@@ -88,38 +88,6 @@ def signed_request(caller: Vonage, path: str, fields: dict[str, Any]) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: {caller.token(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-
-
-MALFORMED_HTTP = {
-    "not_http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,
-    "bad_method": b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
-    "bad_version": b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
-    "missing_host": b"GET / HTTP/1.1\r\n\r\n",
-    "bad_header_name": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
-    "header_without_colon": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A a\r\n\r\n",
-    "control_in_header": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
-    "space_before_colon": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A : x\r\n\r\n",
-    "two_lengths": (
-        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\n"
-        b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nx"
-    ),
-    "length_and_chunked": (
-        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-    ),
-    "negative_length": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-    "bad_chunk_size": (
-        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"zz\r\nabc\r\n"
-    ),
-    "unknown_transfer_encoding": (
-        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
-    ),
-    "long_request_line": b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-    "long_header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n",
-    "many_headers": b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n",
-    "bad_url": b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
-}
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED_HTTP))
