@@ -200,7 +200,8 @@ def flood_section(result: Flood) -> list[str]:
         "",
         f"wrk paced to just over {result.target_rate:,} requests/s for {run.duration_s:.0f} s,"
         " every webhook, cycling through unsigned requests, garbage tokens, `alg: none`, a"
-        " guessed secret, stale and future `iat`, a tampered body and another application's"
+        " guessed secret, captured tokens an hour old or ahead sent with another body, a"
+        " tampered body and another application's"
         f" token: {run.rate:,.0f} requests/s achieved, answered {statuses}"
         f" (p99 {_ms(run.p99_ms)} ms), {run.socket_errors} socket errors. Alone, before the"
         f" calls, the same flood ({result.alone.rate:,.0f}/s, {result.alone.requests:,}"

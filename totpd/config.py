@@ -59,6 +59,7 @@ class VonageConfig:
     signature_secret_file: str = ""
     max_age_s: int = 60
     clock_skew_s: int = 15
+    max_clock_disagreement_s: int = 5
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def _validate(config: Config) -> Config:
         "server.max_connections": (config.server.max_connections, 8, 1 << 20),
         "vonage.max_age_s": (vonage.max_age_s, 5, 3600),
         "vonage.clock_skew_s": (vonage.clock_skew_s, 0, 300),
+        "vonage.max_clock_disagreement_s": (vonage.max_clock_disagreement_s, 1, 300),
         "call.max_pin_attempts": (call.max_pin_attempts, 1, 10),
         "call.min_seconds_left": (call.min_seconds_left, 0, 60),
         "call.code_repeats": (call.code_repeats, 1, 5),

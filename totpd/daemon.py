@@ -10,7 +10,7 @@ import socket
 import uvloop
 from aiohttp import web
 
-from totpd import systemd
+from totpd import clock, systemd
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
 from totpd.listener import Listener
@@ -131,6 +131,29 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, 100)
 
 
+def _report_clock(services: Services) -> None:
+    """Export the kernel's sync flag and warn when it is off: a hint, never a refusal (the
+    webhooks' signed iat is what decides whether the clock is trusted)."""
+    limit_s = services.config.vonage.max_clock_disagreement_s
+    try:
+        sync = clock.kernel_sync()
+    except OSError as exc:
+        log.warning("cannot tell whether the clock is synchronized: %s", exc)
+        services.metrics.clock_synchronized.set(0)
+        return
+    services.metrics.clock_synchronized.set(1 if sync.synchronized else 0)
+    if sync.synchronized:
+        log.info("the clock is synchronized, says %s", sync.source)
+        return
+    log.warning(
+        "the clock is not synchronized, says %s: check NTP (timedatectl). Codes are read only"
+        " while Vonage's signed iat agrees with this clock within %d s"
+        " (vonage.max_clock_disagreement_s)",
+        sync.source,
+        limit_s,
+    )
+
+
 def _log_connection_cap(listener: Listener, config: Config) -> None:
     """Say how many webhook connections may be open, and why when it is fewer than asked."""
     cap = listener.max_connections
@@ -157,6 +180,7 @@ async def run(config: Config) -> None:
     activated = _activated_sockets()
     try:
         await services.notifier.start()
+        _report_clock(services)
         listener = create_server(services)
         _log_connection_cap(listener, config)
         webhooks = web.ServerRunner(listener, shutdown_timeout=DRAIN_S)

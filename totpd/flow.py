@@ -37,6 +37,7 @@ class Ending(StrEnum):
     NO_INPUT = "no_input"
     PIN_REFUSED = "pin_refused"
     NO_ACCOUNTS = "no_accounts"
+    CLOCK_UNTRUSTED = "clock_untrusted"  # the shell's verdict on a webhook, before any step
 
 
 @dataclass(frozen=True)

@@ -89,15 +89,32 @@ def json_response(document: object, status: int = 200) -> Response:
     return Response(body=orjson.dumps(document), status=status, content_type=JSON)
 
 
+class Throttle:
+    """At most one log line per key per interval: `admit` says whether this one may go, and
+    how many were held back since the last that went."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._next_s: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, key: str) -> int | None:
+        """None when a line for `key` went within the interval; else how many were held."""
+        now_s = time.monotonic()
+        if now_s < self._next_s.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._next_s[key] = now_s + self.interval_s
+        return self._held.pop(key, 0)
+
+
 class Refusals:
     """Counts every refusal under its reason, and logs the first of each reason per interval
     with how many like it were not logged: a flood cannot flood the journal."""
 
     def __init__(self, counter: Counter, interval_s: float = 10.0) -> None:
         self.counter = counter
-        self.interval_s = interval_s
-        self._next_s: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._throttle = Throttle(interval_s)
 
     def __call__(self, reason: str, route: str, fault: BaseException | None = None) -> None:
         """Count a refusal; log it unless one of its reason was logged within the interval.
@@ -105,18 +122,15 @@ class Refusals:
         `fault` is a failure of totpd's own (a 500): its traceback goes with the line.
         """
         self.counter.labels(reason).inc()
-        now_s = time.monotonic()
-        if now_s < self._next_s.get(reason, 0.0):
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+        held = self._throttle.admit(reason)
+        if held is None:
             return
-        self._next_s[reason] = now_s + self.interval_s
-        suppressed = self._suppressed.pop(reason, 0)
         message = UNSIGNED_HINT if reason == "unsigned" else f"webhook refused: {reason}"
         log.log(
             logging.ERROR if fault else logging.WARNING,
             "%s (%d more like it not logged)",
             message,
-            suppressed,
+            held,
             exc_info=fault,
             extra={"fields": {"ROUTE": route, "REASON": reason}},
         )

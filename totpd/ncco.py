@@ -33,6 +33,10 @@ GOODBYES = {
     Ending.NO_INPUT: "I did not hear anything. Goodbye.",
     Ending.PIN_REFUSED: "Goodbye.",
     Ending.NO_ACCOUNTS: "There are no accounts for you. Goodbye.",
+    Ending.CLOCK_UNTRUSTED: (
+        "Sorry, no code can be read now: this service's clock cannot be trusted."
+        " Please tell its administrator. Goodbye."
+    ),
 }
 
 NCCO = list[dict[str, Any]]

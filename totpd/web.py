@@ -20,9 +20,16 @@ from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
 from totpd import flow, ncco, vonage
-from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
+from totpd.config import Config
+from totpd.errors import (
+    ClockUntrusted,
+    LockoutUnavailable,
+    SecretStoreError,
+    TotpdError,
+    WebhookRejected,
+)
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
-from totpd.listener import JSON, Listener, Refusals, Response, json_response
+from totpd.listener import JSON, Listener, Refusals, Response, Throttle, json_response
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, reading_at
 from totpd.roster import Roster
@@ -52,6 +59,8 @@ class Webhooks:
         self.refusals = Refusals(services.metrics.webhook_rejected)
         self.listener = self._listen()
         self._greetings: dict[Step, bytes] = {}
+        self._clock_log = Throttle()
+        self._clock_ncco: tuple[Config, bytes] | None = None  # rendered for this config
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
         self._routes: dict[str, tuple[str, frozenset[str], Handler, Histogram]] = {
@@ -127,11 +136,43 @@ class Webhooks:
         except WebhookRejected as exc:
             self.refusals(exc.reason, route)
             return json_response({"error": exc.reason}, status=exc.status)
+        except ClockUntrusted as exc:
+            return self._clock_goodbye(route, exc.skew_s)
         except TotpdError as exc:  # a fault on our side (secret store, ...): Vonage retries a 503
             log.error("webhook failed: %s", exc, extra={"fields": {"ROUTE": route}})
             return json_response({"error": "unavailable"}, status=503)
         finally:
             seconds.observe(time.perf_counter() - started_s)
+
+    def _clock_goodbye(self, route: str, skew_s: float) -> Response:
+        """The answer to a webhook signed by a clock ours disagrees with: the caller hears why
+        and the call ends (an event is acknowledged); nothing else happens."""
+        services = self.services
+        services.metrics.clock_refusals.inc()
+        held = self._clock_log.admit("clock")
+        if held is not None:
+            log.warning(
+                "clock untrusted: local time minus the webhook's signed iat is %+.0f s, more"
+                " than vonage.max_clock_disagreement_s = %d; no code read, no PIN checked"
+                " (check NTP: timedatectl) (%d more like it not logged)",
+                skew_s,
+                services.config.vonage.max_clock_disagreement_s,
+                held,
+                extra={
+                    "fields": {
+                        "ROUTE": route,
+                        "OUTCOME": "clock_untrusted",
+                        "SKEW_S": f"{skew_s:.0f}",
+                    }
+                },
+            )
+        if route == "event":
+            return Response(status=204)
+        config = services.config
+        if self._clock_ncco is None or self._clock_ncco[0] is not config:
+            goodbye = flow.Goodbye(flow.Ending.CLOCK_UNTRUSTED)
+            self._clock_ncco = (config, _render(services, Step.ENDED, [goodbye]))
+        return Response(body=self._clock_ncco[1], content_type=JSON)
 
     async def _authenticate(self, request: web.BaseRequest) -> dict[str, Any]:
         """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields.
@@ -148,9 +189,16 @@ class Webhooks:
             services.signature_secret,
             vonage_config.application_id,
         )
-        vonage.check_freshness(
-            token, services.clock(), vonage_config.max_age_s, vonage_config.clock_skew_s
-        )
+        now_s = services.clock()
+        # The iat is Vonage's, from an NTP-disciplined clock: when ours disagrees, ours is
+        # the suspect (a Raspberry Pi has no RTC and may boot with a stale clock).
+        skew_s = now_s - token.iat
+        services.metrics.clock_skew.set(skew_s)
+        clock_trusted = abs(skew_s) <= vonage_config.max_clock_disagreement_s
+        if clock_trusted:
+            vonage.check_freshness(
+                token, now_s, vonage_config.max_age_s, vonage_config.clock_skew_s
+            )
         if request.method == "GET":
             query = request.query.items()
             fields = vonage.parse_query(query)
@@ -159,6 +207,8 @@ class Webhooks:
             payload = await self.listener.body(request)
             vonage.check_payload(token, payload)
             fields = vonage.parse_json(payload)
+        if not clock_trusted:  # a genuine webhook, but no code from a clock in doubt
+            raise ClockUntrusted(skew_s)
         window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
         if not await services.replays.first_use(token.jti, window_s):
             raise WebhookRejected("replayed")

@@ -271,6 +271,10 @@ def test_a_whole_call_works_inside_the_sandbox(
     assert 'totpd_codes_read_total{account="github"} 1.0' in scraped
     assert "process_resident_memory_bytes" in scraped  # /proc/self reads work too
     assert "Traceback" not in log_path.read_text()
+    # The filter refuses adjtimex (even to read the sync flag, as ProtectClock= would):
+    # systemd-timesyncd's flag file answers instead, and the daemon says so.
+    assert "adjtimex is refused here" in log_path.read_text()
+    assert "\ntotpd_clock_synchronized " in scraped
     # The thread that checked the PIN runs at a lower priority than the event loop's.
     niceness = thread_niceness(pid)
     assert niceness.pop(pid) == 0  # the main thread: the event loop
