@@ -10,7 +10,8 @@ import socket
 import uvloop
 from aiohttp import web
 
-from totpd import clock, systemd
+from totpd import clock, reload, systemd
+from totpd import config as config_module
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
 from totpd.listener import Listener
@@ -107,14 +108,39 @@ async def _report_status(services: Services) -> None:
 
 
 async def _reload(services: Services) -> None:
-    """SIGHUP: re-read users and accounts now (the config file needs a restart)."""
+    """SIGHUP: re-read the config file (what may change live changes for new requests; the
+    rest waits for a restart, totpd.reload), then the users and accounts."""
     systemd.notify_reloading()
+    _reload_config(services)
     try:
         roster = services.roster.current()
         log.info("reloaded %d users and %d accounts", len(roster.users), len(roster.accounts))
     except TotpdError as exc:
         log.error("reload failed, keeping the previous users and accounts: %s", exc)
     systemd.notify_ready(await _status(services))
+
+
+def _reload_config(services: Services) -> None:
+    """Apply what may change live of the config file as it is now; say what may not."""
+    running = services.config
+    if running.source is None:  # not read from a file (tests): nothing to re-read
+        return
+    try:
+        loaded = config_module.load(running.source)
+    except ConfigError as exc:
+        log.error("reload: %s; the configuration in force stays", exc)
+        return
+    reconciled = reload.reconcile(running, loaded)
+    for key in reconciled.pending:
+        log.warning(
+            "reload: %s changed (to %s) but needs a restart; it stays %s until then",
+            key,
+            reload.describe(loaded, key),
+            reload.describe(running, key),
+        )
+    services.config = reconciled.config
+    changed = ", ".join(reconciled.applied) or "nothing that applies live"
+    log.info("reloaded %s: %s", running.source, changed)
 
 
 def _tune_garbage_collector() -> None:
@@ -172,7 +198,8 @@ async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
 
     Under systemd: READY=1 once the secret store is open and every listener is up, STATUS=
-    lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
+    lines, watchdog pings from this loop, STOPPING=1 on shutdown; SIGHUP re-reads the config
+    file, users and accounts.
     """
     services = open_services(config)
     runners: list[web.BaseRunner] = []

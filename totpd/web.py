@@ -59,6 +59,7 @@ class Webhooks:
         self.refusals = Refusals(services.metrics.webhook_rejected)
         self.listener = self._listen()
         self._greetings: dict[Step, bytes] = {}
+        self._greetings_config = services.config
         self._clock_log = Throttle()
         self._clock_ncco: tuple[Config, bytes] | None = None  # rendered for this config
         seconds = services.metrics.webhook_seconds
@@ -226,7 +227,10 @@ class Webhooks:
             raise WebhookRejected("duplicate_call", status=409)
         if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
             _log_step(call, "answered", logging.DEBUG)
-        # The greeting carries no code and depends only on the first step: rendered once.
+        # The greeting carries no code and depends only on the first step and the config:
+        # rendered once per step and config (a reload may change its language, its URLs).
+        if self._greetings_config is not config:
+            self._greetings, self._greetings_config = {}, config
         body = self._greetings.get(call.step)
         if body is None:
             body = self._greetings[call.step] = _render(services, call.step, prompts)

@@ -16,7 +16,6 @@ from totpd.roster import RosterFile
 from totpd.secrets import open_store
 from totpd.state.replays import REPLAYS_FILE, ReplayFile
 
-
 # The replays come a few seconds after the originals: with the default 5 s clock limit a slow
 # restart would make them clock goodbyes, and this is about the replay cache.
 PATIENT_CLOCK = "max_clock_disagreement_s = 60"
