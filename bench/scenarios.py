@@ -1,5 +1,6 @@
-"""The four measurements: answer throughput side by side, Argon2 isolation, a forged-request
-flood with a genuine call in it, and memory. Each starts its own totpd daemon."""
+"""Four of the measurements: answer throughput side by side, Argon2 isolation, a forged-request
+flood with a genuine call in it, and memory (slow connections: bench/slow.py). Each starts its
+own totpd daemon."""
 
 import asyncio
 import math

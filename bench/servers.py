@@ -2,6 +2,7 @@
 bare aiohttp floor, and the Express sample totpd replaces."""
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -54,6 +55,12 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS line")
 
+    def open_files(self) -> int:
+        """File descriptors the process has open now."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} runs elsewhere")
+        return sum(1 for _ in Path(f"/proc/{self.process.pid}/fd").iterdir())
+
     def cpu_s(self) -> float | None:
         """User + system CPU time the process (all its threads) has used so far."""
         if self.process is None:
@@ -73,11 +80,26 @@ class Server:
 
 
 def _spawn(
-    name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str], cwd: Path
+    name: str,
+    argv: list[str],
+    port: int,
+    log_path: Path,
+    env: dict[str, str],
+    cwd: Path,
+    max_files: int | None = None,
 ) -> Server:
+    def limit_files() -> None:  # in the child, before exec: as the unit's LimitNOFILE=
+        if max_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv built here
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            preexec_fn=limit_files,
         )
     server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
     try:
@@ -143,12 +165,38 @@ def _port(config_path: Path, section: str) -> int:
     return int(listen.rsplit(":", 1)[1])
 
 
+UNIT_MAX_FILES = 4096  # deploy/totpd.service: LimitNOFILE=
+
+
 def start_totpd(config_path: Path) -> Server:
-    """`totpd serve` on one process, as systemd would run it."""
+    """`totpd serve` on one process, as systemd would run it (with the unit's file limit)."""
     argv = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
     port = _port(config_path, "server")
     log_path = config_path.parent / "totpd.log"
-    return _spawn("totpd", argv, port, log_path, _totpd_env(), config_path.parent)
+    return _spawn("totpd", argv, port, log_path, _totpd_env(), config_path.parent, UNIT_MAX_FILES)
+
+
+def start_caddy(upstream: Server, workdir: Path) -> Server:
+    """Caddy with the shipped deploy/Caddyfile in front of `upstream`, on a plain http://
+    site address (no certificate to fetch: the only difference from production)."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        raise RuntimeError("caddy is not installed (scripts/setup installs it)")
+    port = free_port()
+    home = workdir / "caddy-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "TOTPD_HOST": f"http://127.0.0.1:{port}",
+        "TOTPD_UPSTREAM": upstream.base_url.removeprefix("http://"),
+        "TOTPD_CADDY_ADMIN": "off",
+    }
+    caddyfile = Path(__file__).resolve().parent.parent / "deploy" / "Caddyfile"
+    argv = [caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+    return _spawn("caddy", argv, port, workdir / "caddy.log", env, home)
 
 
 def metrics_url(config_path: Path) -> str:
