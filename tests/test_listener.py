@@ -3,6 +3,7 @@ and names no server software."""
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -342,3 +343,23 @@ async def test_a_request_being_answered_is_never_evicted(tight: Client, services
     assert rejected(services, "evicted") >= 22
     for _, writer in newcomers:
         writer.close()
+
+
+async def test_a_caller_who_hangs_up_before_the_answer_costs_a_metric_and_no_error(
+    tight: Client, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    services.pins = PinHasher(
+        replace(services.config.pins, argon2_time_cost=4, argon2_memory_kib=65536)
+    )
+    caller = Vonage(tight)
+    assert (await caller.answer())[0] == 200
+    pin = {"uuid": caller.uuid, "dtmf": {"digits": PIN, "timed_out": False}}
+    _, writer = await opened(tight, signed_request(caller, "/webhooks/input/pin", pin))
+    await asyncio.sleep(0.05)  # the PIN is being checked
+    writer.close()  # and the caller is gone before the answer
+    deadline_s = time.monotonic() + 20
+    while not rejected(services, "client_gone"):
+        assert time.monotonic() < deadline_s
+        await asyncio.sleep(0.05)
+    assert rejected(services, "client_gone") == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
