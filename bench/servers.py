@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +131,18 @@ def _totpd(config_path: Path, *args: str, stdin: str = "") -> str:
     return result.stdout
 
 
+# The request files are signed before a run and sent for up to a minute, so their iat falls
+# behind the clock as the run goes on: Vonage signs each webhook as it sends it. The clock limit
+# is widened to the freshness window, so each request is checked in full, not answered with the
+# clock goodbye (a 200 that would pass for a call); `clock_refusals` confirms none was.
+PRESIGNED_CLOCK_LIMIT = "max_clock_disagreement_s = 120"
+
+
 def totpd_home(home: Path, vonage_extra: str = "", extra: str = "") -> Path:
     """A config and state directory with one account and one user (default Argon2 cost).
 
-    `vonage_extra` goes into [vonage]; `extra` (whole sections) at the end.
+    `vonage_extra` goes into [vonage] (after PRESIGNED_CLOCK_LIMIT); `extra` (whole sections)
+    at the end.
     """
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "totpd.toml"
@@ -145,6 +154,7 @@ public_url = "{PUBLIC_URL}"
 
 [vonage]
 application_id = "{APPLICATION_ID}"
+{PRESIGNED_CLOCK_LIMIT}
 {vonage_extra}
 
 [metrics]
@@ -197,6 +207,16 @@ def start_caddy(upstream: Server, workdir: Path) -> Server:
     caddyfile = Path(__file__).resolve().parent.parent / "deploy" / "Caddyfile"
     argv = [caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
     return _spawn("caddy", argv, port, workdir / "caddy.log", env, home)
+
+
+def clock_refusals(config_path: Path) -> float:
+    """totpd_clock_refusals_total of the daemon that runs `config_path` (see
+    PRESIGNED_CLOCK_LIMIT)."""
+    with urllib.request.urlopen(metrics_url(config_path), timeout=10) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("totpd_clock_refusals_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def metrics_url(config_path: Path) -> str:
