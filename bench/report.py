@@ -267,7 +267,8 @@ def slow_section(sieges: list[Siege]) -> list[str]:
     lines = [
         "## Slow connections",
         "",
-        f"A separate process holds {first.connections:,} connections open for"
+        f"A separate process (at nice 19: an attacker's CPU is not the daemon's) holds"
+        f" {first.connections:,} connections open for"
         f" {first.duration_s:.0f} s, opening a new one whenever one is closed: half send the"
         " first header lines of a request and never finish them, half send whole headers"
         " without a token, declare a 1,000-byte body and send ten bytes of it. The daemon runs"
@@ -275,7 +276,8 @@ def slow_section(sieges: list[Siege]) -> list[str]:
         " (headers 5 s, body 5 s, 1,024 connections). After a"
         f" {slow.RAMP_UP_S:.0f} s ramp-up, three genuine calls (the PIN, a fresh code, hang"
         " up), each webhook on a new connection. Through Caddy, the siege and the calls go to"
-        " Caddy with the shipped Caddyfile, which holds the slow connections itself.",
+        " Caddy with the shipped Caddyfile: it holds the half-sent headers itself and passes"
+        " the half-sent bodies on, which totpd refuses from their headers.",
         "",
         "| | " + " | ".join(s.path for s in sieges) + " |",
         "|---|" + "---:|" * len(sieges),
