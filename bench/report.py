@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from bench import servers, slow
 from bench.load import Run
 from bench.scenarios import Flood, Isolation, Memory, Throughput
+from bench.slow import Siege
 from totpd.config import PinConfig
 
 
@@ -200,7 +202,8 @@ def flood_section(result: Flood) -> list[str]:
         "",
         f"wrk paced to just over {result.target_rate:,} requests/s for {run.duration_s:.0f} s,"
         " every webhook, cycling through unsigned requests, garbage tokens, `alg: none`, a"
-        " guessed secret, stale and future `iat`, a tampered body and another application's"
+        " guessed secret, captured tokens an hour old or ahead sent with another body, a"
+        " tampered body and another application's"
         f" token: {run.rate:,.0f} requests/s achieved, answered {statuses}"
         f" (p99 {_ms(run.p99_ms)} ms), {run.socket_errors} socket errors. Alone, before the"
         f" calls, the same flood ({result.alone.rate:,.0f}/s, {result.alone.requests:,}"
@@ -250,6 +253,80 @@ def flood_verdicts(result: Flood) -> list[Verdict]:
             f"slowest webhook {worst:.0f} ms",
         ),
     ]
+
+
+def _reasons(counts: dict[str, float]) -> str:
+    return ", ".join(f"{n:,.0f} {reason}" for reason, n in sorted(counts.items())) or "none"
+
+
+def slow_section(sieges: list[Siege]) -> list[str]:
+    """What each siege held open, what it cost the daemon, and the genuine calls' webhooks."""
+    if not sieges:
+        return []
+    first = sieges[0]
+    lines = [
+        "## Slow connections",
+        "",
+        f"A separate process (at nice 19: an attacker's CPU is not the daemon's) holds"
+        f" {first.connections:,} connections open for"
+        f" {first.duration_s:.0f} s, opening a new one whenever one is closed: half send the"
+        " first header lines of a request and never finish them, half send whole headers"
+        " without a token, declare a 1,000-byte body and send ten bytes of it. The daemon runs"
+        f" with the unit's `LimitNOFILE={servers.UNIT_MAX_FILES}` and the default limits"
+        " (headers 5 s, body 5 s, 1,024 connections). After a"
+        f" {slow.RAMP_UP_S:.0f} s ramp-up, three genuine calls (the PIN, a fresh code, hang"
+        " up), each webhook on a new connection. Through Caddy, the siege and the calls go to"
+        " Caddy with the shipped Caddyfile: it holds the half-sent headers itself and passes"
+        " the half-sent bodies on, which totpd refuses from their headers.",
+        "",
+        "| | " + " | ".join(s.path for s in sieges) + " |",
+        "|---|" + "---:|" * len(sieges),
+    ]
+    rows: list[tuple[str, list[str]]] = [
+        (
+            "slow connections held (mean after ramp-up)",
+            [f"{s.attacker['held_mean']:,.0f}" for s in sieges],
+        ),
+        ("slow connections opened in all", [f"{s.attacker['opened']:,.0f}" for s in sieges]),
+        ("daemon's connections, peak", [f"{s.daemon_connections_max:,}" for s in sieges]),
+        ("daemon's open files, peak", [f"{s.daemon_files_max:,}" for s in sieges]),
+        (
+            "refused by the daemon",
+            [
+                ", ".join(f"{n:,.0f} {r}" for r, n in sorted(s.refused.items())) or "none"
+                for s in sieges
+            ],
+        ),
+    ]
+    for path, name in WEBHOOK_NAMES.items():
+        cells = []
+        for siege in sieges:
+            times = [ms for c in siege.calls for p, ms in c.webhooks_ms if p == path]
+            cells.append(" / ".join(f"{ms:.0f}" for ms in times) or "-")
+        rows.append((f"genuine {name}, ms (calls 1 / 2 / 3)", cells))
+    heard = ["yes" if all(c.completed and c.heard_code for c in s.calls) else "NO" for s in sieges]
+    rows.append(("every genuine call heard a code", heard))
+    lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
+    return [*lines, ""]
+
+
+def slow_verdicts(sieges: list[Siege]) -> list[Verdict]:
+    """Every genuine call completes under each siege, each webhook in under 1 s, and the
+    daemon never comes near its descriptor limit."""
+    verdicts = []
+    for siege in sieges:
+        worst = max((ms for c in siege.calls for _, ms in c.webhooks_ms), default=float("inf"))
+        completed = all(c.completed and c.heard_code for c in siege.calls) and bool(siege.calls)
+        verdicts.append(
+            Verdict(
+                f"genuine calls complete while {siege.connections:,} slow connections are"
+                f" held ({siege.path}), each webhook < 1 s",
+                completed and worst < 1000,
+                f"slowest webhook {worst:.0f} ms, {siege.daemon_files_max:,} files open at"
+                f" most (limit {servers.UNIT_MAX_FILES:,})",
+            )
+        )
+    return verdicts
 
 
 def memory_section(result: Memory) -> list[str]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import report, scenarios, servers
+from bench import report, scenarios, servers, slow
 from bench.report import Verdict
 from bench.scenarios import Settings
 from bench.servers import Server
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 BASELINE_ENV = "TOTPD_BENCH_BASELINE"
 # In a checkout the shared material sits beside the repository.
 DEFAULT_BASELINE = REPO.parent / "shared" / "baseline" / "seed-express"
-MEASUREMENTS = ("throughput", "argon2", "flood", "memory")
+MEASUREMENTS = ("throughput", "argon2", "flood", "slow", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,6 +103,11 @@ def _flood(args: argparse.Namespace, workdir: Path) -> tuple[list[str], list[Ver
     return report.flood_section(result), report.flood_verdicts(result)
 
 
+def _slow(args: argparse.Namespace, workdir: Path) -> tuple[list[str], list[Verdict]]:
+    sieges = slow.slow_connections(Settings(workdir, args.duration), progress)
+    return report.slow_section(sieges), report.slow_verdicts(sieges)
+
+
 def _memory(args: argparse.Namespace, workdir: Path) -> tuple[list[str], list[Verdict]]:
     result = scenarios.memory(Settings(workdir, args.duration), progress)
     return report.memory_section(result), report.memory_verdicts(result)
@@ -112,6 +117,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, Path], tuple[list[str], list[Ve
     "throughput": _throughput,
     "argon2": _argon2,
     "flood": _flood,
+    "slow": _slow,
     "memory": _memory,
 }
 

@@ -1,5 +1,6 @@
-"""The four measurements: answer throughput side by side, Argon2 isolation, a forged-request
-flood with a genuine call in it, and memory. Each starts its own totpd daemon."""
+"""Four of the measurements: answer throughput side by side, Argon2 isolation, a forged-request
+flood with a genuine call in it, and memory (slow connections: bench/slow.py). Each starts its
+own totpd daemon."""
 
 import asyncio
 import math
@@ -62,9 +63,10 @@ def _measure_totpd(settings: Settings, round_no: int) -> Run:
         # Sign only now (tokens are fresh for 60 s) and enough that none is sent twice.
         count = int(warm.rate * settings.duration_s * TOKEN_HEADROOM) + 1000
         measured = _signed_file(home / "measured.req", count)
-        return load.run(
-            daemon, daemon.base_url, measured, settings.duration_s, settings.connections
-        )
+        run = load.run(daemon, daemon.base_url, measured, settings.duration_s, settings.connections)
+        if servers.clock_refusals(home / "totpd.toml"):
+            raise RuntimeError("pre-signed requests got the clock goodbye: widen the clock limit")
+        return run
     finally:
         daemon.stop()
 

@@ -2,6 +2,7 @@
 bare aiohttp floor, and the Express sample totpd replaces."""
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,12 @@ class Server:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS line")
 
+    def open_files(self) -> int:
+        """File descriptors the process has open now."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} runs elsewhere")
+        return sum(1 for _ in Path(f"/proc/{self.process.pid}/fd").iterdir())
+
     def cpu_s(self) -> float | None:
         """User + system CPU time the process (all its threads) has used so far."""
         if self.process is None:
@@ -73,11 +81,26 @@ class Server:
 
 
 def _spawn(
-    name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str], cwd: Path
+    name: str,
+    argv: list[str],
+    port: int,
+    log_path: Path,
+    env: dict[str, str],
+    cwd: Path,
+    max_files: int | None = None,
 ) -> Server:
+    def limit_files() -> None:  # in the child, before exec: as the unit's LimitNOFILE=
+        if max_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed argv built here
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            preexec_fn=limit_files,
         )
     server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
     try:
@@ -108,10 +131,18 @@ def _totpd(config_path: Path, *args: str, stdin: str = "") -> str:
     return result.stdout
 
 
+# The request files are signed before a run and sent for up to a minute, so their iat falls
+# behind the clock as the run goes on: Vonage signs each webhook as it sends it. The clock limit
+# is widened to the freshness window, so each request is checked in full, not answered with the
+# clock goodbye (a 200 that would pass for a call); `clock_refusals` confirms none was.
+PRESIGNED_CLOCK_LIMIT = "max_clock_disagreement_s = 120"
+
+
 def totpd_home(home: Path, vonage_extra: str = "", extra: str = "") -> Path:
     """A config and state directory with one account and one user (default Argon2 cost).
 
-    `vonage_extra` goes into [vonage]; `extra` (whole sections) at the end.
+    `vonage_extra` goes into [vonage] (after PRESIGNED_CLOCK_LIMIT); `extra` (whole sections)
+    at the end.
     """
     home.mkdir(parents=True, exist_ok=True)
     config_path = home / "totpd.toml"
@@ -123,6 +154,7 @@ public_url = "{PUBLIC_URL}"
 
 [vonage]
 application_id = "{APPLICATION_ID}"
+{PRESIGNED_CLOCK_LIMIT}
 {vonage_extra}
 
 [metrics]
@@ -143,12 +175,48 @@ def _port(config_path: Path, section: str) -> int:
     return int(listen.rsplit(":", 1)[1])
 
 
+UNIT_MAX_FILES = 4096  # deploy/totpd.service: LimitNOFILE=
+
+
 def start_totpd(config_path: Path) -> Server:
-    """`totpd serve` on one process, as systemd would run it."""
+    """`totpd serve` on one process, as systemd would run it (with the unit's file limit)."""
     argv = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
     port = _port(config_path, "server")
     log_path = config_path.parent / "totpd.log"
-    return _spawn("totpd", argv, port, log_path, _totpd_env(), config_path.parent)
+    return _spawn("totpd", argv, port, log_path, _totpd_env(), config_path.parent, UNIT_MAX_FILES)
+
+
+def start_caddy(upstream: Server, workdir: Path) -> Server:
+    """Caddy with the shipped deploy/Caddyfile in front of `upstream`, on a plain http://
+    site address (no certificate to fetch: the only difference from production)."""
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        raise RuntimeError("caddy is not installed (scripts/setup installs it)")
+    port = free_port()
+    home = workdir / "caddy-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "TOTPD_HOST": f"http://127.0.0.1:{port}",
+        "TOTPD_UPSTREAM": upstream.base_url.removeprefix("http://"),
+        "TOTPD_CADDY_ADMIN": "off",
+    }
+    caddyfile = Path(__file__).resolve().parent.parent / "deploy" / "Caddyfile"
+    argv = [caddy, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+    return _spawn("caddy", argv, port, workdir / "caddy.log", env, home)
+
+
+def clock_refusals(config_path: Path) -> float:
+    """totpd_clock_refusals_total of the daemon that runs `config_path` (see
+    PRESIGNED_CLOCK_LIMIT)."""
+    with urllib.request.urlopen(metrics_url(config_path), timeout=10) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("totpd_clock_refusals_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def metrics_url(config_path: Path) -> str:

@@ -95,8 +95,10 @@ def _token(header: dict[str, str], claims: dict[str, object], key: bytes) -> str
 def forged(signer: Signer, count: int) -> Iterator[Request]:
     """`count` requests an attacker could send, cycling through the ways a forgery fails.
 
-    Unsigned, garbage tokens, `alg: none`, a guessed secret, a stale or future `iat`, a body
-    that does not match `payload_hash`, another application's token; aimed at every webhook.
+    Unsigned, garbage tokens, `alg: none`, a guessed secret, a captured token an hour old or
+    ahead sent with another body, a body that does not match `payload_hash`, another
+    application's token; aimed at every webhook. (A captured token sent with its own body
+    would hear the clock goodbye, a 200: it is no forgery.)
     """
     now_s = time.time()
     paths = ("/webhooks/answer", "/webhooks/event", "/webhooks/input/pin")
@@ -121,10 +123,10 @@ def forged(signer: Signer, count: int) -> Iterator[Request]:
                 authorization = _token({"alg": "none", "typ": "JWT"}, claims, b"")[:-43]
             case 3:
                 authorization = _token(hs256, claims, b"guessed-secret")
-            case 4:
-                authorization = _token(hs256, {**claims, "iat": int(now_s) - 3600}, signer.secret)
-            case 5:
-                authorization = _token(hs256, {**claims, "iat": int(now_s) + 3600}, signer.secret)
+            case 4 | 5:  # a genuine token from an hour ago (or ahead), sent with another body
+                iat = int(now_s) + (3600 if n % 8 == 5 else -3600)
+                captured = {**claims, "iat": iat, "payload_hash": "f" * 64}
+                authorization = _token(hs256, captured, signer.secret)
             case 6:
                 authorization = _token(hs256, {**claims, "payload_hash": "0" * 64}, signer.secret)
             case _:

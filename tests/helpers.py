@@ -64,16 +64,22 @@ Client = TestClient[web.BaseRequest, None]  # a client of the webhook listener
 # The demo installation ----------------------------------------------------------------------
 def write_config(tmp_path: Path, extra: str = "", pins: str = FAST_ARGON2, **server: Any) -> Path:
     """A config file in tmp_path with fast Argon2 (or the `[pins]` section `pins`) and the
-    test application id."""
+    test application id.
+
+    `extra` is appended (whole sections); `server_extra` goes into [server], `vonage_extra`
+    into [vonage].
+    """
     listen = server.get("listen", "127.0.0.1:8080")
     metrics = server.get("metrics", "127.0.0.1:9464")
     text = f"""
 [server]
 listen = "{listen}"
 public_url = "{PUBLIC_URL}"
+{server.get("server_extra", "")}
 
 [vonage]
 application_id = "{APPLICATION_ID}"
+{server.get("vonage_extra", "")}
 
 [metrics]
 listen = "{metrics}"
@@ -207,6 +213,40 @@ class Vonage:
 def spoken(ncco: list[dict[str, Any]]) -> str:
     """Everything the NCCO says, as plain text."""
     return " ".join(plain_text(a["text"]) for a in ncco if a["action"] == "talk")
+
+
+# HTTP that aiohttp's parser refuses, one of each kind (each a whole request, Host included
+# where the point is something else).
+MALFORMED_HTTP = {
+    "not_http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,
+    "bad_method": b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad_version": b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    "missing_host": b"GET / HTTP/1.1\r\n\r\n",
+    "bad_header_name": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
+    "header_without_colon": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A a\r\n\r\n",
+    "control_in_header": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
+    "space_before_colon": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nX-A : x\r\n\r\n",
+    "two_lengths": (
+        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nx"
+    ),
+    "length_and_chunked": (
+        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    "negative_length": b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "bad_chunk_size": (
+        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\nabc\r\n"
+    ),
+    "unknown_transfer_encoding": (
+        b"POST /webhooks/event HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+    ),
+    "long_request_line": b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "long_header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n",
+    "many_headers": b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 200 + b"\r\n",
+    "bad_url": b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
+}
 
 
 # Ports ---------------------------------------------------------------------------------------

@@ -71,12 +71,18 @@ class RedisServer:
 class Replica:
     """One `totpd serve` process with its own config and state directory."""
 
-    def __init__(self, home: Path, extra: str) -> None:
+    def __init__(self, home: Path, extra: str = "", **sections: str) -> None:
+        """`extra` is appended to the config; `sections` are write_config's `server_extra`
+        and `vonage_extra`."""
         home.mkdir(parents=True)
         self.home = home
         self.port, self.metrics_port = free_port(), free_port()
         self.config_path = write_config(
-            home, extra, listen=f"127.0.0.1:{self.port}", metrics=f"127.0.0.1:{self.metrics_port}"
+            home,
+            extra,
+            listen=f"127.0.0.1:{self.port}",
+            metrics=f"127.0.0.1:{self.metrics_port}",
+            **sections,
         )
         self.config = config_module.load(self.config_path)
         self.config.paths.state_dir.mkdir(mode=0o700, parents=True)

@@ -46,8 +46,16 @@ FUZZ = settings(
 SEEDED = "<the call waiting for its PIN>"  # stands for that call's uuid in generated requests
 OTHER_SECRET = b"guessed-secret-of-the-same-length-xx"
 
-# Metrics a refused request may move: its own latency, the refusal counter, process figures.
-MOVABLE_METRICS = ("totpd_webhook_seconds", "totpd_webhook_rejected", "process_", "python_")
+# Metrics a refused request may move: its own latency, the refusal counter, the connections
+# open, the clock skew its signed iat showed, process figures.
+MOVABLE_METRICS = (
+    "totpd_webhook_seconds",
+    "totpd_webhook_rejected",
+    "totpd_webhook_connections",
+    "totpd_clock_skew_seconds",
+    "process_",
+    "python_",
+)
 
 
 # Strategies ---------------------------------------------------------------------------------
@@ -371,21 +379,29 @@ class Harness:
             response = await self.client.post(path, data=payload, headers=sent)
         return response.status, await response.read()
 
-    async def check(self, before: Snapshot, status: int, answer: bytes) -> None:
-        """The properties every fuzzed request must keep."""
+    async def check(
+        self, before: Snapshot, status: int, answer: bytes, signing: str = "genuine"
+    ) -> None:
+        """The properties every fuzzed request must keep; `signing` as it was sent."""
         assert status < 500, answer[:300]
         # Nothing escaped: no "Error handling request" from aiohttp, no "webhook failed". (A
         # request aiohttp's HTTP parser refuses with a 400 is logged there too, but as a
         # refusal: see _escaped.)
         errors = [_describe(r) for r in self.caplog.records if _escaped(r)]
         assert not errors
-        if status >= 400:
+        # A genuine token from an hour away is answered (the clock goodbye), yet it is a
+        # refusal all the same: nothing may move.
+        refused = status >= 400 or signing in ("stale", "future")
+        if refused:
             after = await self.snapshot()
             assert after.calls == before.calls
             assert after.seeded == before.seeded  # same step, same attempts, still waiting
+            if status < 400:  # the clock goodbye: counted there, and nowhere else
+                counted = ("totpd_clock_refusals_total", ())
+                assert after.metrics.pop(counted) == before.metrics.pop(counted, 0) + 1
             assert after.metrics == before.metrics
             assert after.lockouts == before.lockouts
-            reason = _error_reason(answer)
+            reason = _error_reason(answer) if status >= 400 else None
             if reason is not None:  # refused by totpd itself: counted under its reason
                 assert after.rejected.get(reason, 0) == before.rejected.get(reason, 0) + 1
         else:
@@ -442,7 +458,7 @@ async def _fuzz_one(
     harness.caplog.clear()
     status, answer = await harness.send(method, path, body, signing, headers, content_type)
     event(f"HTTP {status} {_error_reason(answer) or ''}".rstrip())  # --hypothesis-show-statistics
-    await harness.check(before, status, answer)
+    await harness.check(before, status, answer, signing)
 
 
 # The tests ----------------------------------------------------------------------------------

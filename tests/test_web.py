@@ -3,6 +3,7 @@
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import pyotp
@@ -81,6 +82,22 @@ async def test_get_answer_is_verified_over_the_query(client: Client) -> None:
         "/webhooks/answer", params=tampered, headers={"Authorization": header}
     )
     assert response.status == 401
+
+
+async def test_get_answer_with_a_duplicate_query_key_is_refused(
+    client: Client, services: Services
+) -> None:
+    # The signed hash covers both values; which one a handler reads is a guess: refuse.
+    query = [("to", "447700900999"), ("from", CALLER), ("uuid", "call-a"), ("uuid", "call-b")]
+    header = vonage.sign_webhook(
+        vonage.get_payload(query),
+        b"test-signature-secret-0123456789abcdef",
+        time.time(),
+        APPLICATION_ID,
+    )
+    response = await client.get("/webhooks/answer", params=query, headers={"Authorization": header})
+    assert (response.status, await response.json()) == (400, {"error": "duplicate_parameter"})
+    assert await services.calls.count() == 0
 
 
 async def test_wrong_pin_three_times_hangs_up(caller: Vonage, services: Services) -> None:
@@ -192,13 +209,25 @@ async def test_tampered_body_is_refused(caller: Vonage, client: Client) -> None:
     assert status == 200
 
 
-async def test_expired_and_wrong_application_tokens_are_refused(
-    caller: Vonage, client: Client
-) -> None:
+async def test_wrong_application_tokens_are_refused(caller: Vonage, client: Client) -> None:
+    # (A genuine token an hour old is the clock's case: tests/test_clock.py.)
     body = json.dumps({"uuid": caller.uuid}).encode()
-    old = caller.token(body, now=time.time() - 3600)
     other_app = caller.token(body, app="another-application")
-    for token, reason in ((old, "stale_token"), (other_app, "wrong_application")):
+    response = await client.post(
+        "/webhooks/answer", data=body, headers={"Authorization": other_app}
+    )
+    assert (response.status, await response.json()) == (401, {"error": "wrong_application"})
+
+
+async def test_a_token_older_than_the_freshness_window_is_refused(
+    services: Services, caller: Vonage, client: Client
+) -> None:
+    # With a clock limit wider than the window, the window still holds.
+    vonage_config = replace(services.config.vonage, max_clock_disagreement_s=300)
+    services.config = replace(services.config, vonage=vonage_config)
+    body = json.dumps({"uuid": caller.uuid}).encode()
+    for skew_s, reason in ((120, "stale_token"), (-60, "future_token")):
+        token = caller.token(body, now=time.time() - skew_s)
         response = await client.post(
             "/webhooks/answer", data=body, headers={"Authorization": token}
         )

@@ -73,6 +73,10 @@ class ServerConfig:
     listen: Listen = Listen("127.0.0.1", 8080)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 8192
+    header_timeout_s: int = 5
+    body_timeout_s: int = 5
+    idle_timeout_s: int = 60
+    max_connections: int = 1024
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class VonageConfig:
     signature_secret_file: str = ""
     max_age_s: int = 60
     clock_skew_s: int = 15
+    max_clock_disagreement_s: int = 5
 
 
 @dataclass(frozen=True)
@@ -268,8 +273,13 @@ def _validate(config: Config) -> Config:
     call, pins, vonage = config.call, config.pins, config.vonage
     ranges = {
         "server.max_body_bytes": (config.server.max_body_bytes, 512, 1 << 20),
+        "server.header_timeout_s": (config.server.header_timeout_s, 1, 60),
+        "server.body_timeout_s": (config.server.body_timeout_s, 1, 60),
+        "server.idle_timeout_s": (config.server.idle_timeout_s, 1, 3600),
+        "server.max_connections": (config.server.max_connections, 8, 1 << 20),
         "vonage.max_age_s": (vonage.max_age_s, 5, 3600),
         "vonage.clock_skew_s": (vonage.clock_skew_s, 0, 300),
+        "vonage.max_clock_disagreement_s": (vonage.max_clock_disagreement_s, 1, 300),
         "call.max_pin_attempts": (call.max_pin_attempts, 1, 10),
         "call.min_seconds_left": (call.min_seconds_left, 0, 60),
         "call.code_repeats": (call.code_repeats, 1, 5),

@@ -8,12 +8,13 @@ import signal
 import socket
 
 from aiohttp import web
-from aiohttp.http import HttpProcessingError
 
-from totpd import speedups, systemd
+from totpd import clock, reload, speedups, systemd
+from totpd import config as config_module
 from totpd.config import Config, Listen, UnixSocket
 from totpd.config import warnings as config_warnings
 from totpd.errors import ConfigError, TotpdError
+from totpd.listener import Listener
 from totpd.lockout import publish_locked
 from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
@@ -119,14 +120,39 @@ async def _report_status(services: Services) -> None:
 
 
 async def _reload(services: Services) -> None:
-    """SIGHUP: re-read users and accounts now (the config file needs a restart)."""
+    """SIGHUP: re-read the config file (what may change live changes for new requests; the
+    rest waits for a restart, totpd.reload), then the users and accounts."""
     systemd.notify_reloading()
+    _reload_config(services)
     try:
         roster = services.roster.current()
         log.info("reloaded %d users and %d accounts", len(roster.users), len(roster.accounts))
     except TotpdError as exc:
         log.error("reload failed, keeping the previous users and accounts: %s", exc)
     systemd.notify_ready(await _status(services))
+
+
+def _reload_config(services: Services) -> None:
+    """Apply what may change live of the config file as it is now; say what may not."""
+    running = services.config
+    if running.source is None:  # not read from a file (tests): nothing to re-read
+        return
+    try:
+        loaded = config_module.load(running.source)
+    except ConfigError as exc:
+        log.error("reload: %s; the configuration in force stays", exc)
+        return
+    reconciled = reload.reconcile(running, loaded)
+    for key in reconciled.pending:
+        log.warning(
+            "reload: %s changed (to %s) but needs a restart; it stays %s until then",
+            key,
+            reload.describe(loaded, key),
+            reload.describe(running, key),
+        )
+    services.config = reconciled.config
+    changed = ", ".join(reconciled.applied) or "nothing that applies live"
+    log.info("reloaded %s: %s", running.source, changed)
 
 
 def _tune_garbage_collector() -> None:
@@ -143,25 +169,50 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, 100)
 
 
-class _QuietMalformedHttp(logging.Filter):
-    """Drop aiohttp's ERROR-with-traceback for each malformed HTTP request.
+def _report_clock(services: Services) -> None:
+    """Export the kernel's sync flag and warn when it is off: a hint, never a refusal (the
+    webhooks' signed iat is what decides whether the clock is trusted)."""
+    limit_s = services.config.vonage.max_clock_disagreement_s
+    try:
+        sync = clock.kernel_sync()
+    except OSError as exc:
+        log.warning("cannot tell whether the clock is synchronized: %s", exc)
+        services.metrics.clock_synchronized.set(0)
+        return
+    services.metrics.clock_synchronized.set(1 if sync.synchronized else 0)
+    if sync.synchronized:
+        log.info("the clock is synchronized, says %s", sync.source)
+        return
+    log.warning(
+        "the clock is not synchronized, says %s: check NTP (timedatectl). Codes are read only"
+        " while Vonage's signed iat agrees with this clock within %d s"
+        " (vonage.max_clock_disagreement_s)",
+        sync.source,
+        limit_s,
+    )
 
-    aiohttp already answers those with a 400; logging each one would let anyone on the internet
-    fill the journal. Errors raised inside handlers are not HTTP parse errors and still log.
-    """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, HttpProcessingError)
+def _log_connection_cap(listener: Listener, config: Config) -> None:
+    """Say how many webhook connections may be open, and why when it is fewer than asked."""
+    cap = listener.max_connections
+    if cap < config.server.max_connections:
+        log.warning(
+            "webhook connections capped at %d, below server.max_connections = %d: the"
+            " descriptor limit (LimitNOFILE) leaves no room for more",
+            cap,
+            config.server.max_connections,
+        )
+    else:
+        log.info("webhook connections capped at %d", cap)
 
 
 async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and finish in-flight requests.
 
     Under systemd: READY=1 once the secret store is open and every listener is up, STATUS=
-    lines, watchdog pings from this loop, STOPPING=1 on shutdown, SIGHUP re-reads users.
+    lines, watchdog pings from this loop, STOPPING=1 on shutdown; SIGHUP re-reads the config
+    file, users and accounts.
     """
-    logging.getLogger("aiohttp.server").addFilter(_QuietMalformedHttp())
     for warning in config_warnings(config):
         log.warning(warning)
     services = open_services(config)
@@ -180,7 +231,10 @@ async def run(config: Config) -> None:
     )
     try:
         await services.notifier.start()
-        webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
+        _report_clock(services)
+        listener = create_server(services)
+        _log_connection_cap(listener, config)
+        webhooks = web.ServerRunner(listener, shutdown_timeout=DRAIN_S)
         passed = activated.get("webhooks")
         runners.append(await _start(webhooks, config.server.listen, "webhooks", passed))
         if config.metrics.listen is not None or "metrics" in activated:

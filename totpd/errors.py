@@ -73,6 +73,15 @@ class WebhookRejected(TotpdError):
         self.status = status
 
 
+class ClockUntrusted(TotpdError):
+    """A validly signed webhook's `iat` and the local clock disagree by more than allowed:
+    read no code, check no PIN. `skew_s` is local time minus `iat`."""
+
+    def __init__(self, skew_s: float) -> None:
+        super().__init__(f"local clock and the webhook's iat disagree by {skew_s:+.0f} s")
+        self.skew_s = skew_s
+
+
 class AdminPasswordError(TotpdError):
     """A new admin password breaks the policy; the message names the rule, never the password."""
 

@@ -38,6 +38,7 @@ class Ending(StrEnum):
     NO_CHOICE = "no_choice"
     PIN_REFUSED = "pin_refused"
     NO_ACCOUNTS = "no_accounts"
+    CLOCK_UNTRUSTED = "clock_untrusted"  # the shell's verdict on a webhook, before any step
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class Metrics:
     lockouts_active: Gauge
     webhook_seconds: Histogram
     webhook_rejected: Counter
+    webhook_connections: Gauge
+    clock_refusals: Counter
+    clock_skew: Gauge
+    clock_synchronized: Gauge
     codes_read: Counter
     calls_active: Gauge
     notifications: Counter
@@ -83,6 +87,28 @@ def create_metrics() -> Metrics:
             "totpd_webhook_rejected",
             "Webhook requests refused, by reason",
             ["reason"],
+            registry=registry,
+        ),
+        webhook_connections=Gauge(
+            "totpd_webhook_connections",
+            "Connections open to the webhook listener",
+            registry=registry,
+        ),
+        clock_refusals=Counter(
+            "totpd_clock_refusals",
+            "Validly signed webhooks answered with the clock goodbye: their iat and the local"
+            " clock disagreed by more than vonage.max_clock_disagreement_s",
+            registry=registry,
+        ),
+        clock_skew=Gauge(
+            "totpd_clock_skew_seconds",
+            "Local time minus the iat of the last validly signed webhook",
+            registry=registry,
+        ),
+        clock_synchronized=Gauge(
+            "totpd_clock_synchronized",
+            "1 when the kernel said at start-up that the clock is synchronized (NTP), else 0;"
+            " reported only, never a reason to refuse",
             registry=registry,
         ),
         codes_read=Counter(

@@ -37,6 +37,7 @@ GOODBYES = {  # the catalogue's prompt for each way a call ends
     Ending.NO_CHOICE: "goodbye",  # after "That is not an option."
     Ending.PIN_REFUSED: "goodbye",
     Ending.NO_ACCOUNTS: "goodbye_no_accounts",
+    Ending.CLOCK_UNTRUSTED: "goodbye_clock",
 }
 
 NCCO = list[dict[str, Any]]

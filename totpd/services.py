@@ -14,7 +14,8 @@ from totpd.roster import RosterFile
 from totpd.secrets import SecretStore, open_store
 from totpd.state import CallStore, ReplayCache, WindowStore
 from totpd.state.journal import JournalWindows
-from totpd.state.memory import MemoryCallStore, MemoryReplayCache
+from totpd.state.memory import MemoryCallStore
+from totpd.state.replays import ReplayFile
 
 ADMIN_SCOPE = "admin"
 
@@ -60,7 +61,8 @@ def _release_nothing() -> None:
 
 
 def open_state(config: Config) -> SharedState:
-    """Embedded (the lockout journal in the state directory, calls in memory) or Redis."""
+    """Embedded (the lockout journal and the JWT ids seen in the state directory, calls in
+    memory) or Redis."""
     storage = config.lockout.storage
     calls: CallStore
     replays: ReplayCache
@@ -70,7 +72,9 @@ def open_state(config: Config) -> SharedState:
         config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         global_key, global_ttl_s = global_window(config.lockout)
         windows = JournalWindows(config.paths.state_dir, global_key, global_ttl_s)
-        calls, replays = MemoryCallStore(), MemoryReplayCache()
+        calls = MemoryCallStore()
+        replay_file = ReplayFile(config.paths.state_dir)
+        replays, close = replay_file, replay_file.close
     else:
         from totpd.state.redis import RedisState  # coredis loads only when Redis is used
 
@@ -144,6 +148,8 @@ def open_services(config: Config) -> Services:
     metrics = create_metrics()
     notifier = open_notifier(config, metrics)
     state = open_state(config)
+    if isinstance(state.replays, ReplayFile):
+        state.replays.load()  # an unreadable file stops the start, not the first call
     return Services(
         config=config,
         roster=RosterFile(config.paths.state_dir),

@@ -4,8 +4,10 @@ parsing their payloads into typed values. Everything here is pure; the time is a
 Vonage signs each webhook with an HS256 JWT keyed by the account's signature secret; its claims
 carry `iat`, `jti`, `payload_hash` (the SHA-256 of the body) and `application_id`, but no `exp`:
 freshness is ours to enforce. Verification fails closed, in this order: token present, header
-`alg` is HS256, signature, `iat` fresh, `payload_hash` matches the raw body, `application_id`
-(when configured). The `jti` replay check needs shared state, so the web layer does it last.
+`alg` is HS256, signature, `application_id` (when configured) (`verify_token`: the header
+alone, before any body is read), `iat` fresh (`check_freshness`), then `payload_hash` matches
+the raw body (`check_payload`). The `jti` replay check needs shared state, so the web layer
+does it last.
 """
 
 import binascii
@@ -52,17 +54,22 @@ def get_payload(query: Iterable[tuple[str, str]]) -> bytes:
     return f"{{{members}}}".encode()
 
 
-def verify_webhook(
-    authorization: str | None,
-    payload: bytes,
-    secret: bytes,
-    now_s: float,
-    max_age_s: int,
-    skew_s: int,
-    application_id: str = "",
-) -> str:
-    """Check a webhook's signed JWT against the raw `payload` and return its `jti` (for the
-    replay check); raise WebhookRejected(reason)."""
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A webhook JWT whose signature and application checked out: what the later checks need."""
+
+    iat: float
+    jti: str
+    payload_hash: str
+
+
+def verify_token(authorization: str | None, secret: bytes, application_id: str = "") -> Token:
+    """Check what a webhook's `Authorization` header alone can show: a compact JWS, `alg`
+    HS256, the signature, the claims' types and `application_id` (when configured).
+
+    The header arrives before the body, so a forged request is refused without waiting for
+    its body. Raises WebhookRejected(reason).
+    """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise WebhookRejected("unsigned")
@@ -82,15 +89,6 @@ def verify_webhook(
     iat = claims.get("iat")
     if not isinstance(iat, _NUMBERS) or isinstance(iat, bool):  # a JSON true is no time
         raise WebhookRejected("malformed_token")
-    if iat > now_s + skew_s:
-        raise WebhookRejected("future_token")
-    if iat < now_s - max_age_s - skew_s:
-        raise WebhookRejected("stale_token")
-    payload_hash = claims.get("payload_hash")
-    if not isinstance(payload_hash, str) or not hmac.compare_digest(
-        payload_hash.lower(), hashlib.sha256(payload).hexdigest()
-    ):
-        raise WebhookRejected("bad_payload_hash")
     if application_id and not hmac.compare_digest(
         str(claims.get("application_id", "")), application_id
     ):
@@ -98,7 +96,24 @@ def verify_webhook(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI:
         raise WebhookRejected("malformed_token")
-    return jti
+    payload_hash = claims.get("payload_hash")
+    return Token(iat, jti, payload_hash if isinstance(payload_hash, str) else "")
+
+
+def check_freshness(token: Token, now_s: float, max_age_s: int, skew_s: int) -> None:
+    """Refuse a token issued more than `max_age_s` ago or in the future, `skew_s` either way."""
+    if token.iat > now_s + skew_s:
+        raise WebhookRejected("future_token")
+    if token.iat < now_s - max_age_s - skew_s:
+        raise WebhookRejected("stale_token")
+
+
+def check_payload(token: Token, payload: bytes) -> None:
+    """Refuse a body (or GET query, see `get_payload`) that is not the one the token signed."""
+    expected = hashlib.sha256(payload).hexdigest().encode()
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a 401).
+    if not hmac.compare_digest(token.payload_hash.lower().encode(), expected):
+        raise WebhookRejected("bad_payload_hash")
 
 
 @functools.lru_cache(maxsize=4)
@@ -203,6 +218,17 @@ def parse_json(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise _bad("malformed_json")
     return document
+
+
+def parse_query(query: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A GET webhook's parameters. A key given twice is refused: the signature covers both
+    values, and which one counts would be a guess."""
+    fields: dict[str, Any] = {}
+    for key, value in query:
+        if key in fields:
+            raise _bad("duplicate_parameter")
+        fields[key] = value
+    return fields
 
 
 def _uuid(fields: dict[str, Any]) -> str:

@@ -19,7 +19,9 @@ from aiohttp.web import RequestHandler
 from prometheus_client import Histogram
 
 from totpd import catalogues, flow, ncco, speedups, vonage
+from totpd.config import Config
 from totpd.errors import (
+    ClockUntrusted,
     LockoutUnavailable,
     SecretStoreError,
     StorageError,
@@ -27,68 +29,40 @@ from totpd.errors import (
     WebhookRejected,
 )
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.listener import JSON, Listener, Refusals, Response, Throttle, json_response
 from totpd.lockout import CallerClass, classify
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, Reading, reading_at
 from totpd.roster import Roster
 from totpd.services import Services
 
-JSON = "application/json"
-
 log = logging.getLogger("totpd.web")
 audit = logging.getLogger("totpd.audit")
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.Response]]
+Handler = Callable[[web.BaseRequest], Awaitable[Response]]
 
 INPUT_PREFIX = "/webhooks/input/"
 # The answer webhook only counts the users (one user skips the user-number question): a view of
 # the roster this old saves it a stat() per call. Every later step reads the file afresh.
 ANSWER_ROSTER_MAX_AGE_S = 1.0
-UNSIGNED_HINT = (
-    "webhook has no signed-webhook JWT: turn on 'Use signed webhooks' in the Vonage"
-    " application's settings (and check the reverse proxy passes the Authorization header)"
-)
-
-
-class _RejectionLog:
-    """Logs the first rejection of each reason per interval, so a flood cannot flood the journal."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._next_s: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, reason: str, route: str) -> None:
-        now_s = time.monotonic()
-        if now_s < self._next_s.get(reason, 0.0):
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        self._next_s[reason] = now_s + self.interval_s
-        suppressed = self._suppressed.pop(reason, 0)
-        message = UNSIGNED_HINT if reason == "unsigned" else f"webhook refused: {reason}"
-        log.warning(
-            "%s (%d more like it not logged)",
-            message,
-            suppressed,
-            extra={"fields": {"ROUTE": route, "REASON": reason}},
-        )
-
-
-def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(body=speedups.dumps(document), status=status, content_type=JSON)
 
 
 class Webhooks:
     """The public listener's one request handler: route, time, authenticate, step, render.
 
     aiohttp's low-level server calls it directly: three fixed routes need no router, and every
-    webhook would otherwise pay for the application's routing and middleware machinery.
+    webhook would otherwise pay for the application's routing and middleware machinery. Create
+    it from within the event loop that serves `listener`.
     """
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._rejection_log = _RejectionLog()
+        self.refusals = Refusals(services.metrics.webhook_rejected)
+        self.listener = self._listen()
         self._greetings: dict[tuple[Step, str], bytes] = {}
+        self._greetings_config = services.config
+        self._clock_log = Throttle()
+        self._clock_ncco: tuple[Config, bytes] | None = None  # rendered for this config
         seconds = services.metrics.webhook_seconds
         # path -> (route label, methods, handler, its latency histogram)
         self._routes: dict[str, tuple[str, frozenset[str], Handler, Histogram]] = {
@@ -102,15 +76,12 @@ class Webhooks:
             INPUT_PREFIX: ("input", frozenset({"POST"}), self.input_step, seconds.labels("input")),
         }
 
-    def server(self) -> web.Server:
-        """aiohttp's low-level server around this handler, with the configured body cap and no
-        access log (the audit lines say what happened, without a line per request).
-
-        Call it from within the event loop the server will run on.
-        """
+    def _listen(self) -> Listener:
+        """aiohttp's low-level server around this handler, with the configured body cap, time
+        limits and connection cap (totpd.listener)."""
         # Looked up once: before Python 3.12 get_running_loop() costs a getpid() syscall.
         loop = asyncio.get_running_loop()
-        max_body_bytes = self.services.config.server.max_body_bytes
+        services = self.services
 
         def request(
             message: RawRequestMessage,
@@ -119,21 +90,35 @@ class Webhooks:
             writer: AbstractStreamWriter,
             task: "asyncio.Task[None]",
         ) -> web.BaseRequest:
+            max_body_bytes = services.config.server.max_body_bytes
             return web.BaseRequest(
                 message, payload, protocol, writer, task, loop, client_max_size=max_body_bytes
             )
 
-        return web.Server(self, request_factory=request, access_log=None)
+        return Listener(
+            self,
+            request,
+            self.refusals,
+            lambda: services.config.server,
+            services.metrics.webhook_connections,
+        )
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer `request`, but write the answer only after yielding to the event loop once."""
-        response = await self._respond(request)
-        # The other requests that arrived in the same poll get their turn first, so the answers
-        # of one batch leave back to back and the peer (a reverse proxy, Vonage's edge) is woken
-        # once per batch instead of once per answer. Under load this halves the kernel time per
-        # request (docs/performance.md); alone, it costs about a microsecond.
-        await asyncio.sleep(0)
-        return response
+        listener = self.listener
+        listener.headers_in(request)
+        response = None
+        try:
+            response = await self._respond(request)
+            # The other requests that arrived in the same poll get their turn first, so the
+            # answers of one batch leave back to back and the peer (a reverse proxy, Vonage's
+            # edge) is woken once per batch instead of once per answer. Under load this halves
+            # the kernel time per request (docs/performance.md); alone, it costs about a
+            # microsecond.
+            await asyncio.sleep(0)
+            return response
+        finally:
+            listener.answered(request, response)
 
     async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """Route `request`; a refusal becomes a JSON 4xx, a metric and a throttled log line."""
@@ -141,52 +126,99 @@ class Webhooks:
         key = INPUT_PREFIX if path.startswith(INPUT_PREFIX) else path
         found = self._routes.get(key)
         if found is None:
-            return _json({"error": "not_found"}, status=404)
+            return json_response({"error": "not_found"}, status=404)
         route, methods, handler, seconds = found
         if request.method not in methods:
-            response = _json({"error": "method_not_allowed"}, status=405)
+            response = json_response({"error": "method_not_allowed"}, status=405)
             response.headers["Allow"] = ", ".join(sorted(methods))
             return response
         started_s = time.perf_counter()
         try:
             return await handler(request)
         except WebhookRejected as exc:
-            self.services.metrics.webhook_rejected.labels(exc.reason).inc()
-            self._rejection_log(exc.reason, route)
-            return _json({"error": exc.reason}, status=exc.status)
+            self.refusals(exc.reason, route)
+            return json_response({"error": exc.reason}, status=exc.status)
+        except ClockUntrusted as exc:
+            return self._clock_goodbye(route, exc.skew_s)
         except TotpdError as exc:  # a fault on our side (secret store, a full disk): Vonage
             # retries a 503 once. The message names a file or a store, never a secret.
             self.services.metrics.webhook_rejected.labels("unavailable").inc()
             log.error("webhook failed: %s", exc, extra={"fields": {"ROUTE": route}})
-            return _json({"error": "unavailable"}, status=503)
+            return json_response({"error": "unavailable"}, status=503)
         finally:
             seconds.observe(time.perf_counter() - started_s)
 
+    def _clock_goodbye(self, route: str, skew_s: float) -> Response:
+        """The answer to a webhook signed by a clock ours disagrees with: the caller hears why
+        and the call ends (an event is acknowledged); nothing else happens."""
+        services = self.services
+        services.metrics.clock_refusals.inc()
+        held = self._clock_log.admit("clock")
+        if held is not None:
+            log.warning(
+                "clock untrusted: local time minus the webhook's signed iat is %+.0f s, more"
+                " than vonage.max_clock_disagreement_s = %d; no code read, no PIN checked"
+                " (check NTP: timedatectl) (%d more like it not logged)",
+                skew_s,
+                services.config.vonage.max_clock_disagreement_s,
+                held,
+                extra={
+                    "fields": {
+                        "ROUTE": route,
+                        "OUTCOME": "clock_untrusted",
+                        "SKEW_S": f"{skew_s:.0f}",
+                    }
+                },
+            )
+        if route == "event":
+            return Response(status=204)
+        config = services.config
+        if self._clock_ncco is None or self._clock_ncco[0] is not config:
+            goodbye = flow.Goodbye(flow.Ending.CLOCK_UNTRUSTED)
+            self._clock_ncco = (config, _render(services, Step.ENDED, "", [goodbye]))
+        return Response(body=self._clock_ncco[1], content_type=JSON)
+
     async def _authenticate(self, request: web.BaseRequest) -> dict[str, Any]:
-        """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields."""
+        """Verify the signed JWT and refuse a replayed `jti`; return the webhook's fields.
+
+        What the headers show is checked before the body is read, so a forged request never
+        waits for its body (and never makes totpd wait for it either).
+        """
         services = self.services
         vonage_config = services.config.vonage
-        if request.method == "GET":
-            payload = vonage.get_payload(request.query.items())
-        else:
-            payload = await request.read()
-        jti = vonage.verify_webhook(
+        if (request.content_length or 0) > services.config.server.max_body_bytes:
+            raise WebhookRejected("too_large", status=413)
+        token = vonage.verify_token(
             request.headers.get("Authorization"),
-            payload,
             services.signature_secret,
-            services.clock(),
-            max_age_s=vonage_config.max_age_s,
-            skew_s=vonage_config.clock_skew_s,
-            application_id=vonage_config.application_id,
+            vonage_config.application_id,
         )
-        window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
-        if not await services.replays.first_use(jti, window_s):
-            raise WebhookRejected("replayed")
+        now_s = services.clock()
+        # The iat is Vonage's, from an NTP-disciplined clock: when ours disagrees, ours is
+        # the suspect (a Raspberry Pi has no RTC and may boot with a stale clock).
+        skew_s = now_s - token.iat
+        services.metrics.clock_skew.set(skew_s)
+        clock_trusted = abs(skew_s) <= vonage_config.max_clock_disagreement_s
+        if clock_trusted:
+            vonage.check_freshness(
+                token, now_s, vonage_config.max_age_s, vonage_config.clock_skew_s
+            )
         if request.method == "GET":
-            return dict(request.query)
-        return vonage.parse_json(payload)
+            query = request.query.items()
+            fields = vonage.parse_query(query)
+            vonage.check_payload(token, vonage.get_payload(query))
+        else:
+            payload = await self.listener.body(request)
+            vonage.check_payload(token, payload)
+            fields = vonage.parse_json(payload)
+        if not clock_trusted:  # a genuine webhook, but no code from a clock in doubt
+            raise ClockUntrusted(skew_s)
+        window_s = vonage_config.max_age_s + 2 * vonage_config.clock_skew_s
+        if not await services.replays.first_use(token.jti, window_s):
+            raise WebhookRejected("replayed")
+        return fields
 
-    async def answer(self, request: web.BaseRequest) -> web.Response:
+    async def answer(self, request: web.BaseRequest) -> Response:
         """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
         services = self.services
         start = vonage.parse_answer(await self._authenticate(request))
@@ -201,15 +233,17 @@ class Webhooks:
             raise WebhookRejected("duplicate_call", status=409)
         if log.isEnabledFor(logging.DEBUG):  # one line per call comes at hang-up; this is detail
             _log_step(call, "answered", logging.DEBUG)
-        # The greeting carries no code and depends only on the first step and the language:
-        # rendered once each.
+        # The greeting carries no code and depends only on the first step, the language and the
+        # config: rendered once per step and language, again after a reload.
+        if self._greetings_config is not config:
+            self._greetings, self._greetings_config = {}, config
         greeting = (call.step, call.language)
         body = self._greetings.get(greeting)
         if body is None:
-            body = self._greetings[greeting] = _render(services, call, prompts)
-        return web.Response(body=body, content_type=JSON)
+            body = self._greetings[greeting] = _render(services, call.step, call.language, prompts)
+        return Response(body=body, content_type=JSON)
 
-    async def event(self, request: web.BaseRequest) -> web.Response:
+    async def event(self, request: web.BaseRequest) -> Response:
         """POST /webhooks/event: call progress; a final status frees the call's state."""
         services = self.services
         status = vonage.parse_status(await self._authenticate(request))
@@ -218,9 +252,9 @@ class Webhooks:
             if call is not None:
                 services.metrics.calls.labels(flow.outcome(call)).inc()
                 _log_step(call, f"hung up ({status.status})")
-        return web.Response(status=204)
+        return Response(status=204)
 
-    async def input_step(self, request: web.BaseRequest) -> web.Response:
+    async def input_step(self, request: web.BaseRequest) -> Response:
         """POST /webhooks/input/{step}: what the caller typed, for a call waiting at that step."""
         services = self.services
         try:
@@ -246,15 +280,19 @@ class Webhooks:
         if next_call.step is Step.ENDED:
             ending = next(p.ending for p in spoken if isinstance(p, flow.Goodbye))
             services.metrics.calls.labels(ending).inc()
-        return web.Response(body=_render(services, next_call, spoken), content_type=JSON)
+        return Response(
+            body=_render(services, next_call.step, next_call.language, spoken), content_type=JSON
+        )
 
 
-def _render(services: Services, call: Call, prompts: Sequence[ncco.Speakable]) -> bytes:
-    """The NCCO for `prompts`, in the call's language, waiting at the call's step."""
+def _render(
+    services: Services, step: Step, language: str, prompts: Sequence[ncco.Speakable]
+) -> bytes:
+    """The NCCO for `prompts` in `language` ("": the configured one), waiting at `step`."""
     config = services.config
-    words = catalogues.find(call.language or config.call.language)
+    words = catalogues.find(language or config.call.language)
     return speedups.dumps(
-        ncco.render(list(prompts), call.step, config.server.public_url, config.call, words)
+        ncco.render(list(prompts), step, config.server.public_url, config.call, words)
     )
 
 
@@ -455,6 +493,6 @@ def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:
     )
 
 
-def create_server(services: Services) -> web.Server:
+def create_server(services: Services) -> Listener:
     """The public webhook listener (call from within the event loop)."""
-    return Webhooks(services).server()
+    return Webhooks(services).listener

@@ -284,6 +284,10 @@ def test_a_whole_call_works_inside_the_sandbox(
         sock.sendall(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert sock.recv(64).startswith(b"HTTP/1.1 200 ")
     assert "Traceback" not in log_path.read_text()
+    # The filter refuses adjtimex (even to read the sync flag, as ProtectClock= would):
+    # systemd-timesyncd's flag file answers instead, and the daemon says so.
+    assert "adjtimex is refused here" in log_path.read_text()
+    assert "\ntotpd_clock_synchronized " in scraped
     # The thread that checked the PIN runs at a lower priority than the event loop's.
     niceness = thread_niceness(pid)
     assert niceness.pop(pid) == 0  # the main thread: the event loop

@@ -151,6 +151,15 @@ def test_the_documented_admin_socket_lives_in_the_units_runtime_directory() -> N
     assert parsed.path.parent == Path("/run/totpd")
 
 
+def test_the_service_starts_after_the_clock_is_synchronized_but_does_not_pull_it_in() -> None:
+    # systemd.special(7): services that need the right time order themselves after
+    # time-sync.target and leave pulling it in to the NTP client (a Pi has no RTC).
+    unit = [(k, v) for s, k, v in unit_directives(SERVICE) if s == "Unit"]
+    after = [name for k, v in unit if k == "After" for name in v.split()]
+    assert "time-sync.target" in after
+    assert not any("time-sync.target" in v for k, v in unit if k in ("Wants", "Requires"))
+
+
 def test_the_credentials_are_the_ones_the_code_reads() -> None:
     credentials = dict(v.split(":", 1) for v in unit_values(SERVICE, "LoadCredentialEncrypted"))
     defaults = Config()

@@ -43,6 +43,7 @@ PROMPTS: Mapping[str, frozenset[str]] = MappingProxyType(
         "goodbye": frozenset(),
         "goodbye_no_input": frozenset(),
         "goodbye_no_accounts": frozenset(),
+        "goodbye_clock": frozenset(),
         "safety_net": frozenset(),
         "spelled": frozenset({"letter", "word"}),
     }

@@ -4,11 +4,12 @@ Three seams, each a protocol with a backend per storage, as `limits` keeps its s
 from `limits.aio.storage`:
 
     CallStore     calls in progress      memory.MemoryCallStore    redis.RedisCallStore
-    ReplayCache   JWT ids seen           memory.MemoryReplayCache  redis.RedisReplayCache
+    ReplayCache   JWT ids seen           replays.ReplayFile        redis.RedisReplayCache
     WindowStore   lockout windows        journal.JournalWindows    redis.RedisWindows
 
-`[lockout] storage = "embedded"` keeps calls and JWT ids in memory and the lockout windows in a
-journal file in the state directory; a redis:// URI puts all three in Redis, shared by replicas.
+`[lockout] storage = "embedded"` keeps calls in memory, and the JWT ids seen and the lockout
+windows in files in the state directory, so neither is forgotten in a restart; a redis:// URI
+puts all three in Redis, shared by replicas.
 When a store cannot be reached it raises StateUnavailable (the web layer answers 503, never 500);
 the lockout policy that runs on a WindowStore is totpd.lockout.
 

@@ -1,7 +1,8 @@
-"""The call store and the replay cache in this process: the embedded storage's half in memory.
+"""The call store in this process: the embedded storage's part in memory only (a call does
+not outlive a restart: Vonage's next webhook for it finds nothing and is refused).
 
-Safe without locks: nothing here awaits between a read and a write. Both prune as they go, so
-neither can grow without bound.
+Safe without locks: nothing here awaits between a read and a write. It prunes as it goes, so
+it cannot grow without bound.
 """
 
 import time
@@ -76,23 +77,3 @@ class MemoryCallStore:
         """See CallStore."""
         self._sweep(time.monotonic())
         return len(self._calls)
-
-
-class MemoryReplayCache:
-    """ReplayCache in this process (see totpd.state.ReplayCache)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._next_sweep_s = 0.0
-
-    async def first_use(self, jti: str, ttl_s: int) -> bool:
-        """See ReplayCache."""
-        now_s = time.monotonic()
-        if now_s >= self._next_sweep_s:
-            self._seen = {j: t for j, t in self._seen.items() if t > now_s}
-            self._next_sweep_s = now_s + SWEEP_EVERY_S
-        expires_s = self._seen.get(jti)
-        if expires_s is not None and expires_s > now_s:
-            return False
-        self._seen[jti] = now_s + ttl_s
-        return True
