@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-vm lint bench clean
 
 setup:
 	scripts/setup
@@ -15,7 +15,12 @@ lint: setup
 	$(VENV)/mypy
 
 test: lint
-	$(VENV)/pytest --cov --cov-report=term:skip-covered
+	$(VENV)/pytest -m "not vm" --cov --cov-report=term:skip-covered
+
+# The real-machine test: a Debian 12 VM with systemd and a TPM2 installs and runs totpd.
+test-vm: setup
+	tests/vm/setup-host
+	$(VENV)/pytest -m vm -p no:cacheprovider tests/vm
 
 bench: setup
 	scripts/bench

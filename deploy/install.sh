@@ -4,11 +4,13 @@
 # the sealed credentials in /etc/credstore.encrypted, the units, and the totpd-admin helper.
 # Every step is idempotent: run it again from a newer checkout to upgrade.
 #
-#   sudo deploy/install.sh [--no-apt] [--no-venv] [--no-start]
+#   sudo deploy/install.sh [--no-apt] [--no-venv] [--no-start] [--wheelhouse DIR]
 #                          [--signature-secret-file FILE] [--with-key auto|host|tpm2|host+tpm2]
 #
 # The Vonage signature secret is read from FILE, else from a no-echo prompt on a terminal,
 # else from one line of standard input; it only ever travels through a pipe.
+# --wheelhouse DIR installs offline: pip takes every package from the wheels in DIR (made on
+# a connected machine of the same architecture and Debian release) and nothing is compiled.
 # TOTPD_INSTALL_ROOT=DIR stages the whole install under DIR instead of / (image builds,
 # tests): no apt, no daemon-reload, no start; units are enabled offline.
 set -euo pipefail
@@ -25,7 +27,7 @@ VAULT_CREDENTIAL=totpd-vault-key
 SIGNATURE_CREDENTIAL=vonage-signature-secret
 APT_PACKAGES=(python3-venv python3-dev gcc pkg-config libsystemd-dev libffi-dev)
 
-apt=1 venv=1 start=1 secret_file="" with_key=auto
+apt=1 venv=1 start=1 secret_file="" with_key=auto wheelhouse=""
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -37,12 +39,19 @@ while (($#)); do
     --no-start) start=0 ;;
     --signature-secret-file) secret_file=${2:?--signature-secret-file needs a FILE}; shift ;;
     --with-key) with_key=${2:?--with-key needs a value}; shift ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --wheelhouse) wheelhouse=${2:?--wheelhouse needs a DIR}; shift ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift
 done
 case $with_key in auto | host | tpm2 | host+tpm2) ;; *) die "--with-key: auto, host, tpm2 or host+tpm2" ;; esac
+pip_source=()
+if [[ -n $wheelhouse ]]; then
+  [[ -d $wheelhouse ]] || die "--wheelhouse: $wheelhouse is not a directory"
+  pip_source=(--no-index --find-links "$(realpath "$wheelhouse")")
+  APT_PACKAGES=(python3-venv) # wheels only: nothing to compile
+fi
 
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo $0)"
 if [[ -n $ROOT ]]; then
@@ -82,8 +91,8 @@ systemd-tmpfiles "${root_opt[@]}" --create totpd.conf
 if ((venv)); then
   step "virtualenv in $PREFIX/venv"
   [[ -x $ROOT$PREFIX/venv/bin/python ]] || python3 -m venv "$ROOT$PREFIX/venv"
-  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-  "$ROOT$PREFIX/venv/bin/pip" install --quiet --upgrade "$SOURCE"
+  "$ROOT$PREFIX/venv/bin/pip" install --quiet "${pip_source[@]}" --upgrade pip
+  "$ROOT$PREFIX/venv/bin/pip" install --quiet "${pip_source[@]}" --upgrade "$SOURCE"
   # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
   "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
 fi
