@@ -84,9 +84,10 @@ def wheelhouse(dest: Path) -> Path:
 
 
 def checkout(dest: Path, local_version: str = "") -> Path:
-    """A copy of this checkout's files as a sysadmin would have them (git's view, uncommitted
-    changes included). With `local_version`, the copy is a newer build: its version gets a
-    PEP 440 local label (0.1.0 -> 0.1.0+LABEL)."""
+    """A tarball of this checkout's files as a sysadmin would have them (git's view,
+    uncommitted changes included): one file crosses the 9p share much faster than hundreds.
+    With `local_version`, the copy is a newer build: its version gets a PEP 440 local label
+    (0.1.0 -> 0.1.0+LABEL). Returns the tarball, `dest` with ".tar" appended."""
     listed = run(
         "git", "-C", PROJECT, "ls-files", "--cached", "--others", "--exclude-standard", "-z"
     )
@@ -105,7 +106,10 @@ def checkout(dest: Path, local_version: str = "") -> Path:
             text = path.read_text()
             assert f'"{version}"' in text, f"no version {version} in {path}"
             path.write_text(text.replace(f'"{version}"', f'"{newer}"', 1))
-    return dest
+    tarball = dest.with_name(dest.name + ".tar")
+    run("tar", "-C", dest.parent, "-cf", tarball, dest.name)
+    shutil.rmtree(dest)
+    return tarball
 
 
 @dataclass

@@ -68,7 +68,8 @@ class VmRun:
     @property
     def secrets(self) -> dict[str, str]:
         """What must never appear in the journal, by name."""
-        return {key: self.params[key] for key in ("pin", "wrong_pin", "seed", "signature_secret")}
+        names = ("pin", "wrong_pin", "seed", "signature_secret", "backup_passphrase")
+        return {name: self.params[name] for name in names}
 
 
 def _digits(length: int) -> str:
@@ -84,18 +85,17 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> VmRun:
     workdir = tmp_path_factory.mktemp("vm")
     guest = Machine(image(), workdir)
     wheelhouse(guest.share / "wheels")
-    checkout(guest.share / "totpd")
-    checkout(guest.share / "totpd-upgrade", local_version="upgrade")
     params = {
         "pin": _digits(10),
         "wrong_pin": _digits(10),
         "seed": base64.b32encode(secrets.token_bytes(20)).decode(),
         "signature_secret": secrets.token_hex(32),
+        "backup_passphrase": secrets.token_urlsafe(24),
         "application_id": str(uuid.uuid4()),
         "host_name": HOST_NAME,
         "callers": {"owner": OWNER, "attacker": ATTACKER},
-        "checkout": "totpd",
-        "upgrade_checkout": "totpd-upgrade",
+        "checkout": checkout(guest.share / "totpd").name,
+        "upgrade_checkout": checkout(guest.share / "totpd-upgrade", local_version="upgrade").name,
     }
     setup_s = time.monotonic() - started
     original = guest.tpm("original")
@@ -277,7 +277,7 @@ def test_install_sh_installs_offline_seals_with_the_tpm_and_starts_the_unit(
         f" (virtualenv and pip: {venv[0] if venv else 0:.0f} s)",
     )
     configure = boot.step("configure")
-    for name in ("sockets", "account_add", "user_add", "check_config"):
+    for name in ("sockets", "account_add", "user_add"):
         done = configure.get(name, {})
         assert done.get("rc") == 0, explain(boot, configure, f"{name} failed: {done}")
 
@@ -559,6 +559,14 @@ def test_an_upgrade_keeps_state_credentials_and_config(
     output = "\n".join(line for _, line in install.get("lines", []))
     assert install.get("rc") == 0, explain(boot, step, f"install.sh failed:\n{output}")
     assert install["version"].endswith("+upgrade"), install["version"]
+    backup = step["backup"]
+    assert backup["rc"] == 0, explain(boot, step, f"secrets backup failed: {backup}")
+    assert step["backup_file"] == {
+        "mode": "0o600",
+        "owner": "totpd",
+        "uid_is_service_user": True,
+        "holds_the_seed_in_clear": False,
+    }
     before, after = step["before"], step["after"]
     kept = [p for p in before if p.endswith((".cred", ".toml", "vault.bin", "directory.json"))]
     assert any(p.endswith("vault.bin") for p in kept), sorted(before)

@@ -330,9 +330,9 @@ def install_totpd(checkout: Path, record: dict[str, Any]) -> None:
     secret travels on standard input, as the guide allows. This function is the only place
     that knows how totpd is installed (a Debian package would be `apt install ./totpd.deb`).
     """
-    source = Path("/root") / checkout.name
+    source = Path("/root") / checkout.name.removesuffix(".tar")
     shutil.rmtree(source, ignore_errors=True)
-    shutil.copytree(checkout, source, symlinks=True)
+    sh(f"tar -xf {checkout} -C {source.parent}")
     started = time.monotonic()
     process = subprocess.Popen(
         [str(source / "deploy/install.sh"), "--wheelhouse", str(SHARE / "wheels")],
@@ -371,7 +371,7 @@ def configure(record: dict[str, Any]) -> None:
     # signs with its own local CA (local_certs), which the guest then trusts.
     with Path("/etc/hosts").open("a") as hosts:
         hosts.write(f"127.0.0.1 {HOST_NAME}\n")
-    caddyfile = (Path("/root") / PARAMS["checkout"] / "deploy/Caddyfile").read_text()
+    caddyfile = (Path("/root/totpd/deploy/Caddyfile")).read_text()
     caddyfile = caddyfile.replace("totpd.example.org", HOST_NAME)
     caddyfile = caddyfile.replace("\n{\n", "\n{\n\tlocal_certs\n", 1)
     Path("/etc/caddy/Caddyfile").write_text(caddyfile)
@@ -398,7 +398,6 @@ def configure(record: dict[str, Any]) -> None:
     record["user_add"] = run(
         "totpd-admin", "user", "add", "alice", "--accounts", "github", stdin=PARAMS["pin"] + "\n"
     )
-    record["check_config"] = run("totpd-admin", "check-config")
     # The Vonage side: its own small config; the signature secret only in its environment.
     VONAGE_SIDE.mkdir(mode=0o700, exist_ok=True)
     (VONAGE_SIDE / "vonage.toml").write_text(
@@ -559,6 +558,19 @@ def check_upgrade(record: dict[str, Any]) -> None:
     record["accounts_before"] = run("totpd-admin", "account", "list")
     record["users_before"] = run("totpd-admin", "user", "list")
     record["status_before"] = run("totpd-admin", "status")
+    # The guide's upgrade: a backup first (the passphrase on standard input), then install.sh.
+    backup = Path("/var/backups/totpd/before-upgrade.backup")
+    record["backup"] = run(
+        "totpd-admin", "secrets", "backup", str(backup), stdin=PARAMS["backup_passphrase"] + "\n"
+    )
+    if backup.exists():
+        written = backup.stat()
+        record["backup_file"] = {
+            "mode": oct(written.st_mode & 0o777),
+            "owner": unit_property("totpd.service", "User"),
+            "uid_is_service_user": written.st_uid == STATE.stat().st_uid,
+            "holds_the_seed_in_clear": PARAMS["seed"].encode() in backup.read_bytes(),
+        }
     record["install"] = {}
     install_totpd(SHARE / PARAMS["upgrade_checkout"], record["install"])
     record["after"] = fingerprint()
