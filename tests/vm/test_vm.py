@@ -554,7 +554,8 @@ def test_a_wrong_local_clock_reads_no_code(vm: VmRun) -> None:
         )
         assert_no_code_read(boot, step, wrong["call"])
         counted = metric(wrong["metrics"], "totpd_clock_refusals_total")
-        assert counted == refusals + 1, f"totpd_clock_refusals_total {counted} after {name}"
+        assert counted is not None, f"no totpd_clock_refusals_total after the clock went {name}"
+        assert counted > refusals, f"totpd_clock_refusals_total stayed {counted} ({name})"
         refusals = counted
         skew = metric(wrong["metrics"], "totpd_clock_skew_seconds")
         assert skew is not None, f"no totpd_clock_skew_seconds after the clock went {name}"

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -200,37 +201,12 @@ def call(
     }
 
 
-SIGNED_ANSWER = """
-import http.client, json, os, sys, time, urllib.parse, uuid
-from totpd import vonage
-url = urllib.parse.urlsplit(sys.argv[1])
-body = json.dumps({"from": sys.argv[2], "to": "447700900999", "uuid": str(uuid.uuid4()),
-                   "conversation_uuid": "CON-" + str(uuid.uuid4())}).encode()
-token = vonage.sign_webhook(body, os.environ["SECRET"].encode(), time.time(), sys.argv[3])
-started = time.monotonic()
-connection = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-connection.connect()
-connected = time.monotonic()
-connection.request("POST", "/webhooks/answer", body,
-                   {"Authorization": token, "Content-Type": "application/json"})
-response = connection.getresponse()
-answer = response.read()
-done = time.monotonic()
-print(json.dumps({"status": response.status, "connect_s": connected - started,
-                  "connection_to_answer_s": done - started, "ncco": answer.decode()}))
-"""
-
-
 def signed_answer(url: str) -> dict[str, Any]:
-    """One signed answer webhook with a stopwatch from connect() to the whole answer.
-
-    Signed by totpd's own `vonage.sign_webhook` in the installed virtualenv; the import
-    happens before the stopwatch starts, so only the daemon's side is timed.
-    """
+    """One signed answer webhook, timed from connect() to the whole answer (signed_answer.py,
+    run with totpd's installed virtualenv)."""
     done = run(
         VENV_PYTHON,
-        "-c",
-        SIGNED_ANSWER,
+        str(SHARE / "guest" / "signed_answer.py"),
         url,
         OWNER,
         PARAMS["application_id"],
@@ -296,7 +272,7 @@ def fingerprint() -> dict[str, Any]:
 
 
 def restart_totpd() -> dict[str, Any]:
-    """`systemctl restart totpd`, and how long until it is active again."""
+    """`systemctl restart totpd` (it returns once the new daemon is ready), and its state."""
     done = run("systemctl", "restart", "totpd.service", timeout_s=180)
     done["is_active"] = is_active("totpd.service")
     return done
@@ -502,7 +478,7 @@ def check_watchdog(record: dict[str, Any]) -> None:
     record["restart_usec"] = unit_property("totpd.service", "RestartUSec")
     pid = main_pid()
     record["pid_before"] = pid
-    os.kill(pid, 19)  # SIGSTOP
+    os.kill(pid, signal.SIGSTOP)
     stopped = time.monotonic()
     record["stopped"] = now()
     record["gone_s"] = wait_until("the stopped process to go", lambda: main_pid() != pid, 180)
