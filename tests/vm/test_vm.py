@@ -80,11 +80,13 @@ def _digits(length: int) -> str:
 def vm(pytestconfig: pytest.Config) -> VmRun:
     """Build (or reuse) the image, then boot the guest three times."""
     terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
 
     def progress(text: str) -> None:  # minutes pass between boots: say what is going on
-        if terminal is not None:
-            terminal.ensure_newline()
-            terminal.write(f"[test-vm] {text}\n", flush=True)
+        if terminal is not None and capture is not None:
+            with capture.global_and_fixture_disabled():
+                terminal.ensure_newline()
+                terminal.write(f"[test-vm] {text}\n", flush=True)
 
     for tool in ("qemu-system-x86_64", "qemu-img", "swtpm", "mmdebstrap", "mkfs.ext4"):
         assert shutil.which(tool), f"{tool} is missing: tests/vm/setup-host installs it"
