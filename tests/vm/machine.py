@@ -6,17 +6,19 @@ sees what the previous one left) and any number of TPM states. Each boot runs on
 tests/vm/guest/phase.py; the guest reports through a 9p share and a second serial port.
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
@@ -36,6 +38,29 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "totpd-vm"
+
+
+_HELD_LOCKS: list[IO[str]] = []  # a run's lock on its work directory, until the process ends
+
+
+def new_workdir() -> Path:
+    """A work directory for one run, under the cache (not /tmp: other pytest runs clean up
+    there). Earlier runs' directories are removed unless a run still holds their lock, so the
+    last run's logs stay for a look after a failure, and concurrent runs keep theirs."""
+    runs = cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for old in runs.iterdir():
+        with (old / ".lock").open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a run in progress
+            shutil.rmtree(old, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
+    lock = (workdir / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    _HELD_LOCKS.append(lock)
+    return workdir
 
 
 def run(*command: str | Path, timeout_s: float = 1800) -> str:
@@ -72,15 +97,22 @@ def wheelhouse(dest: Path) -> Path:
     requirements = _dependencies()
     key = json.dumps([requirements, sys.version_info[:2]]).encode()
     cached = cache_dir() / f"wheels-{hashlib.sha256(key).hexdigest()[:16]}"
-    if not cached.is_dir():
-        for stale in cached.parent.glob("wheels-*"):  # of an older dependency list
-            shutil.rmtree(stale, ignore_errors=True)
-        building = cached.with_name(cached.name + ".new")
-        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-        run(*pip, "wheel", "--quiet", "--wheel-dir", building, *requirements)
-        building.rename(cached)
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / "wheels.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others reuse it
+        if not cached.is_dir():
+            _build_wheels(cached, requirements)
     shutil.copytree(cached, dest)
     return dest
+
+
+def _build_wheels(cached: Path, requirements: list[str]) -> None:
+    for stale in cached.parent.glob("wheels-*"):  # of an older dependency list
+        shutil.rmtree(stale, ignore_errors=True)
+    building = cached.with_name(cached.name + ".new")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    run(*pip, "wheel", "--quiet", "--wheel-dir", building, *requirements)
+    building.rename(cached)
 
 
 def checkout(dest: Path, local_version: str = "") -> Path:

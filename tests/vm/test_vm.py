@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.vm.machine import Boot, Machine, cache_dir, checkout, image, wheelhouse
+from tests.vm.machine import Boot, Machine, checkout, image, new_workdir, wheelhouse
 
 pytestmark = pytest.mark.vm
 
@@ -91,11 +91,7 @@ def vm(pytestconfig: pytest.Config) -> VmRun:
     for tool in ("qemu-system-x86_64", "qemu-img", "swtpm", "mmdebstrap", "mkfs.ext4"):
         assert shutil.which(tool), f"{tool} is missing: tests/vm/setup-host installs it"
     started = time.monotonic()
-    # Not under pytest's temporary directory, which other pytest runs on this host may clean
-    # up; kept after the run (console, progress, journal) until the next one starts.
-    workdir = cache_dir() / "last-run"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = new_workdir()  # kept after the run (console, progress, journal) until the next
     progress(f"guest image, wheels and checkouts (work directory {workdir})")
     guest = Machine(image(), workdir)
     wheelhouse(guest.share / "wheels")
@@ -468,8 +464,8 @@ def test_lockout_survives_a_restart_and_a_reboot(vm: VmRun) -> None:
     step = boot.step("lockout_restart")
     refusals = " ".join(heard(step["wrong"])).count("not accepted")
     assert refusals == 3, explain(boot, step, transcript(step["wrong"]))
-    for name in ("status_before", "status_after"):
-        assert _locked(step[name]["stdout"], ATTACKER), explain(boot, step, f"{name}: {step[name]}")
+    status = step["status_after"]
+    assert _locked(status["stdout"], ATTACKER), explain(boot, step, f"after restart: {status}")
     assert step["pid_after"] not in (0, step["pid_before"]), "the daemon did not restart"
     assert_no_code_read(boot, step, step["locked_caller_right_pin"])
     assert_code_read(vm, boot, step, step["owner"])
