@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test test-vm lint bench clean
+.PHONY: setup demo test test-vm lint fmt bench clean
 
 setup:
 	scripts/setup
@@ -13,6 +13,10 @@ lint: setup
 	$(VENV)/ruff check totpd tests bench
 	$(VENV)/ruff format --check totpd tests bench
 	$(VENV)/mypy
+
+fmt: setup
+	$(VENV)/ruff format totpd tests bench
+	$(VENV)/ruff check --fix totpd tests bench
 
 test: lint
 	$(VENV)/pytest -m "not vm" --cov --cov-report=term:skip-covered

@@ -1,4 +1,8 @@
-"""The benchmark report: the machine, each measurement as a Markdown table, and the targets."""
+"""The benchmark report: the machine, each measurement as a Markdown table, and the targets.
+
+docs/performance.md holds the report of the last whole run between two markers; `splice` puts a
+new one there and leaves the hand-written notes around it as they are.
+"""
 
 import os
 import platform
@@ -75,7 +79,7 @@ def throughput_section(result: Throughput, duration_s: float, connections: int) 
     base_rate = result.median("baseline", lambda r: r.rate)
     rounds = len(result.runs["totpd"])
     lines = [
-        "### Answer webhook: throughput and latency",
+        "## Answer webhook: throughput and latency",
         "",
         f"wrk, 1 thread, {connections} keep-alive connections, {duration_s:g} s per run after a"
         f" 2 s warm-up; {rounds} rounds, the order of the three rotating each round; the"
@@ -144,7 +148,7 @@ def isolation_section(result: Isolation) -> list[str]:
     pin_ms = sorted(result.pin_step_ms)
     median_pin = pin_ms[len(pin_ms) // 2] if pin_ms else 0.0
     return [
-        "### Argon2 isolation",
+        "## Argon2 isolation",
         "",
         f"Signed answers paced at about 1,000/s (10 connections), alone, then while"
         f" {result.callers} callers at a time enter their PIN, wave after wave"
@@ -192,7 +196,7 @@ def flood_section(result: Flood) -> list[str]:
     run = result.run
     statuses = ", ".join(f"{n:,} x {code}" for code, n in sorted(run.statuses.items()))
     lines = [
-        "### Forged-request flood",
+        "## Forged-request flood",
         "",
         f"wrk paced to just over {result.target_rate:,} requests/s for {run.duration_s:.0f} s,"
         " every webhook, cycling through unsigned requests, garbage tokens, `alg: none`, a"
@@ -251,7 +255,7 @@ def flood_verdicts(result: Flood) -> list[Verdict]:
 def memory_section(result: Memory) -> list[str]:
     """RSS idle and after whole calls."""
     lines = [
-        "### Memory",
+        "## Memory",
         "",
         "Resident set size of `totpd serve` (one process, embedded storage), idle after start,"
         f" then after batches of {result.calls_per_batch:,} whole calls (a signed answer and a"
@@ -291,6 +295,19 @@ def memory_verdicts(result: Memory) -> list[Verdict]:
 
 def verdict_table(verdicts: list[Verdict]) -> list[str]:
     """Every target, met or missed."""
-    lines = ["### Targets", "", "| Target | Measured | Met |", "|---|---|---|"]
+    lines = ["## Targets", "", "| Target | Measured | Met |", "|---|---|---|"]
     lines += [f"| {v.target} | {v.measured} | {'yes' if v.met else 'NO'} |" for v in verdicts]
     return [*lines, ""]
+
+
+REPORT_BEGIN = "<!-- make bench writes from here: do not edit by hand -->"
+REPORT_END = "<!-- make bench writes up to here -->"
+
+
+def splice(document: str, report: str) -> str:
+    """`document` with the text between its report markers replaced by `report`."""
+    head, begin, rest = document.partition(REPORT_BEGIN)
+    _, end, tail = rest.partition(REPORT_END)
+    if not begin or not end or REPORT_BEGIN in rest or REPORT_END in tail:
+        raise ValueError(f"expected one {REPORT_BEGIN!r} and, after it, one {REPORT_END!r}")
+    return f"{head}{REPORT_BEGIN}\n\n{report.strip()}\n\n{REPORT_END}{tail}"

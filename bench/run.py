@@ -1,7 +1,7 @@
 """`make bench`: every measurement in one run, printed as one Markdown report.
 
 python -m bench [--rounds N] [--duration S] [--baseline-dir DIR | --baseline-url URL]
-                [--only NAME ...] [--output FILE] [--strict]
+                [--only NAME ...] [--output FILE] [--docs FILE] [--strict]
 """
 
 import argparse
@@ -47,10 +47,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", action="append", choices=MEASUREMENTS, help="run only these (repeatable)"
     )
     parser.add_argument("--output", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="put the report of a whole run (no --only) between the report markers of this"
+        " Markdown file (scripts/bench: docs/performance.md)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.rounds < 1 or not 1 <= args.duration <= 300 or not 1 <= args.connections <= 1000:
         parser.error("rounds >= 1, duration 1..300 s, connections 1..1000")
+    if args.docs and not args.only:
+        try:  # before the run, not after minutes of it
+            report.splice(args.docs.read_text(), "")
+        except (OSError, ValueError) as error:
+            parser.error(f"--docs {args.docs}: {error}")
     return args
 
 
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             sections += section
             verdicts += met
     lines = [
-        "## Benchmarks",
+        "## This run",
         "",
         "Run `make bench` (it installs what it needs, then runs `scripts/bench`; options:"
         " `scripts/bench --help`). This run took"
@@ -131,5 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.output:
         args.output.write_text(text)
+    if args.docs and args.only:
+        progress(f"{args.docs} left as it was: it keeps the report of a whole run")
+    elif args.docs:
+        args.docs.write_text(report.splice(args.docs.read_text(), text))
+        progress(f"report written into {args.docs}")
     missed = [v for v in verdicts if not v.met]
     return 1 if args.strict and missed else 0

@@ -13,22 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.traffic import Signer
+from tests.helpers import APPLICATION_ID, free_port
 
 SIGNATURE_SECRET = "bench-signature-secret-0123456789abcdef"  # noqa: S105 - a throwaway test value
-APPLICATION_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 PUBLIC_URL = "https://totpd.bench.invalid"
 PIN = "482916"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SIGNER = Signer(SIGNATURE_SECRET.encode(), APPLICATION_ID)
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:

@@ -112,8 +112,9 @@ if ((venv)); then
   # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
   "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
 fi
-for doc in README.md CHANGELOG.md; do
-  [[ ! -f $SOURCE/$doc ]] || install -D -m 0644 "$SOURCE/$doc" "$ROOT$PREFIX/$doc"
+# The documentation, where the unit's Documentation= points (and the admin page's picture).
+for doc in "$SOURCE"/{README.md,THREAT_MODEL.md,CHANGELOG.md} "$SOURCE"/docs/*.{md,png}; do
+  [[ ! -f $doc ]] || install -D -m 0644 "$doc" "$ROOT$PREFIX/${doc#"$SOURCE"/}"
 done
 
 # 4. The config: installed once, never overwritten (the admin edits it).

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from totpd.config import Listen, load, parse
 from totpd.errors import ConfigError
 
@@ -25,7 +26,7 @@ def test_empty_config_gives_documented_defaults() -> None:
 
 
 def test_the_shipped_example_is_valid() -> None:
-    example = Path(__file__).parent.parent / "totpd.toml.example"
+    example = REPO / "totpd.toml.example"
     config = parse(example.read_text())
     assert config.server.public_url.startswith("https://")
 
@@ -64,19 +65,35 @@ def test_ipv6_listen() -> None:
     assert parse('[server]\nlisten = "[::1]:8080"').server.listen == Listen("::1", 8080)
 
 
+def load_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    return str(caught.value)
+
+
 def test_world_readable_secret_file_is_refused(tmp_path: Path) -> None:
     secret = tmp_path / "signature-secret"
     secret.write_text("s" * 32)
     secret.chmod(0o644)
-    text = f'[vonage]\nsignature_secret_file = "{secret}"'
-    assert "readable by others; chmod 600" in error(text)
+    path = tmp_path / "totpd.toml"
+    path.write_text(f'[vonage]\nsignature_secret_file = "{secret}"')
+    assert load_error(path) == (
+        f"{path}: vonage.signature_secret_file: {secret} is readable by others; chmod 600 it"
+    )
     secret.chmod(0o600)
-    assert parse(text).vonage.signature_secret_file == str(secret)
+    assert load(path).vonage.signature_secret_file == str(secret)
 
 
 def test_missing_secret_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "totpd.toml"
+    path.write_text(f'[vonage]\nsignature_secret_file = "{tmp_path / "nope"}"')
+    assert "cannot read" in load_error(path)
+
+
+def test_parsing_opens_no_file(tmp_path: Path) -> None:
+    # `parse` is text in, values out: the files a config names are checked by `load`.
     text = f'[vonage]\nsignature_secret_file = "{tmp_path / "nope"}"'
-    assert "cannot read" in error(text)
+    assert parse(text).vonage.signature_secret_file == str(tmp_path / "nope")
 
 
 def test_unreadable_or_missing_config_file(tmp_path: Path) -> None:

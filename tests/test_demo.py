@@ -5,9 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.conftest import free_port, wait_for_port
-
-REPO = Path(__file__).parent.parent
+from tests.helpers import REPO, free_port, wait_for_port
 
 
 def test_demo_walks_a_whole_call_and_stops_its_daemon(tmp_path: Path) -> None:

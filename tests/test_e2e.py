@@ -4,7 +4,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import GITHUB_SEED, GMAIL_SEED, PIN, codes_near_now, run_totpd
+from tests.helpers import GITHUB_SEED, GMAIL_SEED, PIN, codes_near_now, run_totpd
 
 Daemon = Callable[..., tuple[Path, int]]
 

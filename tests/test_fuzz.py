@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 import jwt
 import pytest
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http import HttpProcessingError
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import APPLICATION_ID, CALLER, PIN, SIGNATURE_SECRET, Client
+from tests.helpers import APPLICATION_ID, CALLER, PIN, SIGNATURE_SECRET, Client
 from totpd import vonage
 from totpd.flow import Call, Step
 from totpd.services import Services

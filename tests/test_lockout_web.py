@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PIN, WebhookServer, enrol_demo, write_config
-from tests.lockout_support import WRONG_PIN, Line, flood, lockout_config, new_session, place_call
+from tests.helpers import CALLER, PIN, WRONG_PIN, WebhookServer, enrol_demo, write_config
+from tests.servers import Line, flood, lockout_config, new_session, place_call
 from totpd import config as config_module
-from totpd.lockout_file import JOURNAL_FILE
 from totpd.services import Services, open_services
+from totpd.state.journal import JOURNAL_FILE
 
-CALLER = "447700900001"
 Opener = Callable[..., Awaitable[tuple[Services, Line]]]
 
 

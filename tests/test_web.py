@@ -8,7 +8,7 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     APPLICATION_ID,
     CALLER,
     GITHUB_SEED,
@@ -20,7 +20,7 @@ from tests.conftest import (
 )
 from totpd import vonage
 from totpd.services import Services
-from totpd.state import MemoryCallStore
+from totpd.state.memory import MemoryCallStore
 
 
 def input_url(ncco: list[dict[str, Any]]) -> str:
@@ -293,7 +293,7 @@ async def test_caller_outside_the_allowlist_is_refused_even_with_the_right_pin(
 ) -> None:
     from dataclasses import replace as with_
 
-    services.directory.update(
+    services.roster.update(
         lambda d: d.with_user(with_(d.users["alice"], callers=("447700900777",)))
     )
     _, greeting = await caller.answer()  # from CALLER, not on the list
@@ -312,7 +312,7 @@ async def test_several_users_enter_their_number_first(caller: Vonage, services: 
     from totpd.users import User
 
     bob_hash = services.pins.hash("739164")
-    services.directory.update(lambda d: d.with_user(User("bob", 7, bob_hash, ("gmail",))))
+    services.roster.update(lambda d: d.with_user(User("bob", 7, bob_hash, ("gmail",))))
     _, ncco = await caller.answer()
     assert input_url(ncco).endswith("/webhooks/input/user")
     _, ncco = await caller.press("user", "7")

@@ -10,7 +10,7 @@ import time
 
 from aiohttp.test_utils import make_mocked_request
 
-from tests.conftest import APPLICATION_ID, CALLER, SIGNATURE_SECRET
+from tests.helpers import APPLICATION_ID, CALLER, SIGNATURE_SECRET
 from totpd import vonage
 from totpd.services import Services
 from totpd.web import Webhooks

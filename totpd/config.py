@@ -1,7 +1,8 @@
 """TOML configuration -> frozen dataclasses. Every error names the offending key.
 
 Loading is strict: unknown keys, wrong types and impossible values are errors, so a typo in
-the config file is caught by `totpd check-config` rather than silently ignored.
+the config file is caught by `totpd check-config` rather than silently ignored. `parse` reads
+text alone; `load` reads the file and checks the files it names.
 """
 
 import dataclasses
@@ -130,6 +131,14 @@ class SecretsConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """[notify]: where the Apprise URLs are (mode 600); the credential totpd-notify-urls
+    replaces the file when systemd loads it. Off when neither exists."""
+
+    urls_file: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -142,6 +151,7 @@ class Config:
     pins: PinConfig = field(default_factory=PinConfig)
     lockout: LockoutConfig = field(default_factory=LockoutConfig)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: Path | None = None
 
 
@@ -235,8 +245,6 @@ def _validate(config: Config) -> Config:
             f"admin.listen: {admin} is not a loopback address; the admin page stays on"
             " 127.0.0.1 (reach it with ssh -L) unless admin.allow_remote = true"
         )
-    if vonage.signature_secret_file:
-        check_secret_file("vonage.signature_secret_file", Path(vonage.signature_secret_file))
     return config
 
 
@@ -262,11 +270,12 @@ SECTIONS: dict[str, type[Any]] = {
     "pins": PinConfig,
     "lockout": LockoutConfig,
     "secrets": SecretsConfig,
+    "notify": NotifyConfig,
 }
 
 
 def parse(text: str, source: Path | None = None) -> Config:
-    """Parse and validate TOML text."""
+    """Parse and validate TOML text (no file is opened: `load` checks the files it names)."""
     where = f"{source}: " if source else ""
     try:
         document = tomllib.loads(text)
@@ -296,4 +305,11 @@ def load(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse(text, source=path)
+    config = parse(text, source=path)
+    secret_file = config.vonage.signature_secret_file
+    if secret_file:
+        try:
+            check_secret_file("vonage.signature_secret_file", Path(secret_file))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return config

@@ -1,7 +1,6 @@
 """`totpd serve`: the webhook listener and the metrics listener in one event loop."""
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -10,40 +9,24 @@ import socket
 
 import uvloop
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from aiohttp.http import HttpProcessingError
 
 from totpd import systemd
 from totpd.config import Config, Listen
 from totpd.errors import ConfigError, TotpdError
 from totpd.lockout import Layer
+from totpd.metrics import create_metrics_app
 from totpd.services import Services, open_services
 from totpd.web import create_server
 
 log = logging.getLogger("totpd")
 
-METRICS_SERVICES = web.AppKey("metrics_services", Services)
 LISTENERS = ("webhooks", "metrics", "admin")
-# In-flight webhooks get this long to finish on SIGTERM (the unit's TimeoutStopSec is 20 s).
+# In-flight webhooks get this long to finish on SIGTERM (the unit's TimeoutStopSec is 20 s),
+# then queued notifications get NOTIFY_DRAIN_S.
 DRAIN_S = 10.0
+NOTIFY_DRAIN_S = 5.0
 STATUS_INTERVAL_S = 10.0
-
-
-async def _scrape(request: web.Request) -> web.Response:
-    services = request.app[METRICS_SERVICES]
-    # Shared state may be down (Redis): the scrape still answers, so the alerts can fire.
-    with contextlib.suppress(TotpdError):
-        services.metrics.calls_active.set(await services.calls.count())
-    body = generate_latest(services.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def create_metrics_app(services: Services) -> web.Application:
-    """The Prometheus scrape endpoint, on its own listener."""
-    app = web.Application()
-    app[METRICS_SERVICES] = services
-    app.router.add_get("/metrics", _scrape)
-    return app
 
 
 async def _start(
@@ -127,14 +110,14 @@ async def _reload(services: Services) -> None:
     """SIGHUP: re-read users and accounts now (the config file needs a restart)."""
     systemd.notify_reloading()
     try:
-        directory = services.directory.current()
-        log.info("reloaded %d users and %d accounts", len(directory.users), len(directory.accounts))
+        roster = services.roster.current()
+        log.info("reloaded %d users and %d accounts", len(roster.users), len(roster.accounts))
     except TotpdError as exc:
         log.error("reload failed, keeping the previous users and accounts: %s", exc)
     systemd.notify_ready(await _status(services))
 
 
-def _settle_collector() -> None:
+def _tune_garbage_collector() -> None:
     """Keep the cyclic garbage collector's full passes rare and short.
 
     A full pass walks every tracked object and stalls every request meanwhile: with thousands of
@@ -172,11 +155,12 @@ async def run(config: Config) -> None:
     tasks: list[asyncio.Task[None]] = []
     activated = _activated_sockets()
     try:
+        await services.notifier.start()
         webhooks = web.ServerRunner(create_server(services), shutdown_timeout=DRAIN_S)
         passed = activated.get("webhooks")
         runners.append(await _start(webhooks, config.server.listen, "webhooks", passed))
         if config.metrics.listen is not None or "metrics" in activated:
-            metrics = _app_runner(create_metrics_app(services))
+            metrics = _app_runner(create_metrics_app(services.metrics, services.calls.count))
             metrics_listen = config.metrics.listen or config.server.listen
             passed = activated.get("metrics")
             runners.append(await _start(metrics, metrics_listen, "metrics", passed))
@@ -196,7 +180,7 @@ async def run(config: Config) -> None:
         )
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
-        _settle_collector()
+        _tune_garbage_collector()
         systemd.notify_ready(await _status(services))
         await stop.wait()
         systemd.notify_stopping(f"draining in-flight webhooks (up to {DRAIN_S:.0f} s)")
@@ -206,6 +190,7 @@ async def run(config: Config) -> None:
             task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
+        await services.notifier.stop(NOTIFY_DRAIN_S)
         services.close()
 
 

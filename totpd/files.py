@@ -25,10 +25,10 @@ def write_atomic(path: Path, content: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-Stamp = tuple[int, int]
+FileVersion = tuple[int, int]
 
 
-def stamp(path: Path) -> Stamp | None:
+def file_version(path: Path) -> FileVersion | None:
     """(inode, mtime) of `path`, or None when it is absent: it changes on every atomic write."""
     try:
         st = path.stat()

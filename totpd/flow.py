@@ -183,7 +183,7 @@ def start(uuid: str, caller: str, sole_user: str | None) -> Outcome:
 def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
     """The call's next state and prompts after `event`."""
     if isinstance(event, Silence):
-        return _missed(call, None)
+        return _ask_again_or_end(call, None)
     match call.step, event:
         case Step.USER, UserEntered(user=user):
             return replace(call, step=Step.PIN, user=user, misses=0), [AskPin()]
@@ -193,13 +193,13 @@ def step(call: Call, event: Event, max_pin_attempts: int) -> Outcome:
             return _refused(call, max_pin_attempts)
         case Step.MENU, Keys() as keys:
             choice = _pick(call.choices, keys)
-            return _read(call, choice) if choice else _missed(call, NotAnOption())
+            return _read_code(call, choice) if choice else _ask_again_or_end(call, NotAnOption())
         case Step.AFTER_CODE, Keys(digits="1"):
-            return _read(call, next(c for c in call.choices if c.account == call.account))
+            return _read_code(call, next(c for c in call.choices if c.account == call.account))
         case Step.AFTER_CODE, Keys(digits="2") if len(call.choices) > 1:
             return replace(call, step=Step.MENU, misses=0), [AskAccount(call.choices)]
         case Step.AFTER_CODE, Keys():
-            return _missed(call, NotAnOption())
+            return _ask_again_or_end(call, NotAnOption())
     raise ValueError(f"event {type(event).__name__} does not belong to step {call.step}")
 
 
@@ -207,7 +207,7 @@ def _accepted(call: Call) -> Outcome:
     if not call.choices:
         return _end(call, Ending.NO_ACCOUNTS)
     if len(call.choices) == 1:
-        return _read(call, call.choices[0])
+        return _read_code(call, call.choices[0])
     return replace(call, step=Step.MENU), [AskAccount(call.choices)]
 
 
@@ -222,14 +222,14 @@ def _refused(call: Call, max_pin_attempts: int) -> Outcome:
     return call, [NotAccepted(), AskPin()]
 
 
-def _read(call: Call, choice: Choice) -> Outcome:
+def _read_code(call: Call, choice: Choice) -> Outcome:
     read = replace(
         call, step=Step.AFTER_CODE, account=choice.account, codes_read=call.codes_read + 1, misses=0
     )
     return read, [ReadCode(choice), AskNext(more_accounts=len(call.choices) > 1)]
 
 
-def _missed(call: Call, said: Prompt | None) -> Outcome:
+def _ask_again_or_end(call: Call, said: Prompt | None) -> Outcome:
     """Silence or a wrong key: ask once more, then hang up."""
     if call.misses >= 1:
         ending = Ending.DONE if call.codes_read else Ending.NO_INPUT

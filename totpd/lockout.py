@@ -7,11 +7,12 @@ many numbers call, however often the daemon restarts, however many replicas shar
 An attempt is counted *before* its PIN is checked (`admit`), in every layer, with the atomic
 hit of `limits`' moving window: concurrent calls cannot slip in between a check and a count, a
 crash during Argon2 leaves the attempt counted, and when the storage cannot record it no PIN
-is checked at all (LockoutUnavailable). A correct PIN gives its own attempt back (`passed`)
+is checked at all (LockoutUnavailable). A correct PIN gives its own attempt back (`give_back`)
 and nothing else: it never clears earlier failures, so it does not reset the global breaker.
 
-The storage sits behind one seam, `WindowStore`: totpd.lockout_file (embedded, persisted in
-the state directory) or totpd.redis_state (shared by replicas).
+This module is the policy alone. The windows sit behind one seam, totpd.state.WindowStore:
+totpd.state.journal (embedded, persisted in the state directory) or totpd.state.redis (shared
+by replicas).
 """
 
 import logging
@@ -20,14 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
 import limits
-from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable
+from totpd.state import WindowStore
 
 WITHHELD = "(withheld)"
 UNKNOWN_USER = "(unknown)"
@@ -45,25 +45,8 @@ class Layer(StrEnum):
     USER = "user"
 
 
-class WindowStore(Protocol):
-    """A `limits` moving-window storage, plus what `limits` has no verb for."""
-
-    @property
-    def storage(self) -> Storage:
-        """The storage the `limits` strategy runs on."""
-
-    async def keys(self) -> list[str]:
-        """Every window key with attempts that still count."""
-
-    async def release(self, key: str, since_s: float, until_s: float) -> None:
-        """Give back one attempt in `key` counted between `since_s` and `until_s`."""
-
-    async def close(self) -> None:
-        """Release connections."""
-
-
 @dataclass(frozen=True)
-class Hold:
+class CountedAttempt:
     """One attempt counted in one layer, between two instants (to give it back by)."""
 
     layer: Layer
@@ -74,10 +57,10 @@ class Hold:
 
 @dataclass(frozen=True)
 class Admission:
-    """The outcome of `admit`: the layer that refused the attempt, or the attempt's holds."""
+    """The outcome of `admit`: the layer that refused the attempt, or where it was counted."""
 
     refused_by: Layer | None
-    holds: tuple[Hold, ...] = ()
+    counted: tuple[CountedAttempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +101,7 @@ def user_key(user: str) -> str:
 
 
 def global_window(config: LockoutConfig) -> tuple[str, int]:
-    """The global layer's storage key and window (s): where a damaged record is counted."""
+    """The global layer's storage key and window (s): where the journal counts a damaged record."""
     item = limits.parse(config.global_)
     return item.key_for(Layer.GLOBAL, EVERYONE), item.get_expiry()
 
@@ -166,7 +149,7 @@ class Lockout:
         Raises LockoutUnavailable when the attempt cannot be recorded: then no PIN is checked.
         """
         rules = self._rules(caller, user)
-        holds: list[Hold] = []
+        counted: list[CountedAttempt] = []
         try:
             for layer, key in rules:  # reads first: a flood while locked out writes nothing
                 if not await self._limiter.test(self.limits[layer], layer, key):
@@ -177,47 +160,48 @@ class Lockout:
                     # Another attempt took the last place first. No PIN is checked, so the
                     # places this one took in the other layers go back (if that fails, they
                     # stay counted: an error on the side of the lockout).
-                    await self.passed(Admission(None, tuple(holds)))
+                    await self.give_back(Admission(None, tuple(counted)))
                     return Admission(layer)
-                holds.append(Hold(layer, key, since_s, time.time()))
+                counted.append(CountedAttempt(layer, key, since_s, time.time()))
         except Exception as exc:  # any storage failure: fail closed
             raise _unavailable(exc) from None
-        return Admission(None, tuple(holds))
+        return Admission(None, tuple(counted))
 
-    async def passed(self, admission: Admission) -> None:
+    async def give_back(self, admission: Admission) -> None:
         """The PIN was right: give this attempt back (earlier failures stay counted).
 
         Never raises: an attempt that cannot be given back stays counted, and is logged.
         """
-        for hold in admission.holds:
-            key = self.limits[hold.layer].key_for(hold.layer, hold.key)
+        for attempt in admission.counted:
+            key = self.limits[attempt.layer].key_for(attempt.layer, attempt.key)
             try:
-                await self.store.release(key, hold.since_s, hold.until_s)
+                await self.store.release(key, attempt.since_s, attempt.until_s)
             except Exception as exc:  # the attempt stays counted: safe, and logged
                 log.error("could not give back a correct PIN's attempt (%s)", type(exc).__name__)
                 return
 
-    async def failed(self, admission: Admission) -> list[LockState]:
+    async def record_failure(self, admission: Admission) -> list[LockState]:
         """The PIN was wrong (already counted): log and return the layers it locked."""
         tripped = []
-        for hold in admission.holds:
-            item = self.limits[hold.layer]
+        for attempt in admission.counted:
+            item = self.limits[attempt.layer]
             try:
-                stats = await self._limiter.get_window_stats(item, hold.layer, hold.key)
+                stats = await self._limiter.get_window_stats(item, attempt.layer, attempt.key)
             except Exception as exc:
                 log.error("lockout storage: %s", type(exc).__name__)
                 continue
             if stats.remaining > 0:
                 continue
-            state = LockState(hold.layer, hold.key, item.amount, item.amount, stats.reset_time)
+            layer, key = attempt.layer, attempt.key
+            state = LockState(layer, key, item.amount, item.amount, stats.reset_time)
             tripped.append(state)
             log.warning(
                 "lockout: %s",
                 state.describe(),
                 extra={
                     "fields": {
-                        "LAYER": hold.layer.value,
-                        "LOCKED_KEY": hold.key,
+                        "LAYER": layer.value,
+                        "LOCKED_KEY": key,
                         "LOCKED_UNTIL": f"{state.until_s:.0f}",
                         "OUTCOME": "lockout",
                     }

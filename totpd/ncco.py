@@ -22,8 +22,8 @@ from totpd.flow import (
     Step,
     Welcome,
 )
+from totpd.keypad import MAX_DIGITS
 from totpd.otp import Reading
-from totpd.vonage import MAX_DIGITS
 
 MAX_BREAK_S = 10  # longest single SSML <break> Vonage honours
 SAFETY_NET = "Sorry, something went wrong. Goodbye."

@@ -6,13 +6,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from totpd.config import Config
-from totpd.directory import DirectoryFile
-from totpd.lockout import Lockout, LockState, WindowStore, global_window
-from totpd.lockout_file import LockoutFile
+from totpd.lockout import Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
+from totpd.notify import Notifier, open_notifier
+from totpd.pins import PinHasher
+from totpd.roster import RosterFile
 from totpd.secrets import SecretStore, open_store
-from totpd.state import CallStore, MemoryCallStore, MemoryReplayCache, ReplayCache
-from totpd.users import PinHasher
+from totpd.state import CallStore, ReplayCache, WindowStore
+from totpd.state.journal import JournalWindows
+from totpd.state.memory import MemoryCallStore, MemoryReplayCache
 
 ADMIN_SCOPE = "admin"
 
@@ -22,7 +24,7 @@ class Services:
     """Everything a request handler may touch."""
 
     config: Config
-    directory: DirectoryFile
+    roster: RosterFile
     secrets: SecretStore
     signature_secret: bytes
     pins: PinHasher
@@ -31,6 +33,7 @@ class Services:
     calls: CallStore
     replays: ReplayCache
     metrics: Metrics = field(default_factory=create_metrics)
+    notifier: Notifier = field(default_factory=Notifier)  # started and stopped by the daemon
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -65,11 +68,11 @@ def open_state(config: Config) -> SharedState:
     close = _release_nothing
     if storage == "embedded":
         config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        damage_key, damage_ttl_s = global_window(config.lockout)
-        windows = LockoutFile(config.paths.state_dir, damage_key, damage_ttl_s)
+        global_key, global_ttl_s = global_window(config.lockout)
+        windows = JournalWindows(config.paths.state_dir, global_key, global_ttl_s)
         calls, replays = MemoryCallStore(), MemoryReplayCache()
     else:
-        from totpd.redis_state import RedisState
+        from totpd.state.redis import RedisState  # coredis loads only when Redis is used
 
         shared = RedisState(storage)
         windows, calls, replays = shared.windows(), shared.calls(), shared.replays()
@@ -122,14 +125,17 @@ def _with_lockout(
 
 
 def open_services(config: Config) -> Services:
-    """Open the secret store, the directory and the shared state the config names."""
+    """Open the secret store, the roster, the shared state and the notification targets
+    the config names."""
     config.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets = open_store(config)
     signature_secret = secrets.signature_secret(config)
+    metrics = create_metrics()
+    notifier = open_notifier(config, metrics)
     state = open_state(config)
     return Services(
         config=config,
-        directory=DirectoryFile(config.paths.state_dir),
+        roster=RosterFile(config.paths.state_dir),
         secrets=secrets,
         signature_secret=signature_secret.encode(),
         pins=PinHasher(config.pins),
@@ -137,5 +143,7 @@ def open_services(config: Config) -> Services:
         admin_lockout=state.admin_lockout,
         calls=state.calls,
         replays=state.replays,
+        metrics=metrics,
+        notifier=notifier,
         closers=[state.close],
     )

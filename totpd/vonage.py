@@ -1,9 +1,11 @@
 """Vonage's signed webhooks: verifying (and, for the emulator and tests, signing) them, and
 parsing their payloads into typed values. Everything here is pure; the time is an argument.
 
-Verification follows VONAGE.md, failing closed, in this order: token present, header `alg` is
-HS256, signature, `iat` fresh, `payload_hash` matches the raw body, `application_id` (when
-configured). The `jti` replay check needs shared state, so the web layer does it last.
+Vonage signs each webhook with an HS256 JWT keyed by the account's signature secret; its claims
+carry `iat`, `jti`, `payload_hash` (the SHA-256 of the body) and `application_id`, but no `exp`:
+freshness is ours to enforce. Verification fails closed, in this order: token present, header
+`alg` is HS256, signature, `iat` fresh, `payload_hash` matches the raw body, `application_id`
+(when configured). The `jti` replay check needs shared state, so the web layer does it last.
 """
 
 import binascii
@@ -20,8 +22,8 @@ from typing import Any
 import orjson
 
 from totpd.errors import WebhookRejected
+from totpd.keypad import MAX_DIGITS
 
-MAX_DIGITS = 20  # Vonage collects at most 20 DTMF digits per input
 DIGITS_PATTERN = re.compile(rf"[0-9*#]{{0,{MAX_DIGITS}}}")
 UUID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 CALLER_PATTERN = re.compile(r"\+?[0-9]{1,20}")

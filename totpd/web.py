@@ -13,18 +13,18 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
-from prometheus_client.metrics import Histogram
+from aiohttp.http import RawRequestMessage
+from aiohttp.web import RequestHandler
+from prometheus_client import Histogram
 
 from totpd import flow, ncco, vonage
-from totpd.directory import Directory
 from totpd.errors import LockoutUnavailable, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, reading_at
+from totpd.roster import Roster
 from totpd.services import Services
 
 JSON = "application/json"
@@ -36,8 +36,8 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.Response]]
 
 INPUT_PREFIX = "/webhooks/input/"
 # The answer webhook only counts the users (one user skips the user-number question): a view of
-# the directory this old saves it a stat() per call. Every later step reads the file afresh.
-ANSWER_DIRECTORY_MAX_AGE_S = 1.0
+# the roster this old saves it a stat() per call. Every later step reads the file afresh.
+ANSWER_ROSTER_MAX_AGE_S = 1.0
 UNSIGNED_HINT = (
     "webhook has no signed-webhook JWT: turn on 'Use signed webhooks' in the Vonage"
     " application's settings (and check the reverse proxy passes the Authorization header)"
@@ -125,7 +125,7 @@ class Webhooks:
         # The other requests that arrived in the same poll get their turn first, so the answers
         # of one batch leave back to back and the peer (a reverse proxy, Vonage's edge) is woken
         # once per batch instead of once per answer. Under load this halves the kernel time per
-        # request (README, Performance); alone, it costs about a microsecond.
+        # request (docs/performance.md); alone, it costs about a microsecond.
         await asyncio.sleep(0)
         return response
 
@@ -182,7 +182,7 @@ class Webhooks:
         """GET|POST /webhooks/answer: greet and ask for the user number or the PIN."""
         services = self.services
         start = vonage.parse_answer(await self._authenticate(request))
-        users = services.directory.current(max_age_s=ANSWER_DIRECTORY_MAX_AGE_S).users
+        users = services.roster.current(max_age_s=ANSWER_ROSTER_MAX_AGE_S).users
         sole_user = None if len(users) > 1 else next(iter(users), "")
         call, prompts = flow.start(start.uuid, start.caller, sole_user)
         config = services.config
@@ -221,7 +221,9 @@ class Webhooks:
         ttl_s = services.config.call.max_call_s
         try:
             next_call, prompts = flow.step(
-                call, await _facts(services, call, result), services.config.call.max_pin_attempts
+                call,
+                await _event_from_input(services, call, result),
+                services.config.call.max_pin_attempts,
             )
             spoken = [await _speakable(services, next_call, p) for p in prompts]
         except BaseException:
@@ -239,7 +241,9 @@ def _render(services: Services, step: Step, prompts: Sequence[ncco.Speakable]) -
     return orjson.dumps(ncco.render(list(prompts), step, config.server.public_url, config.call))
 
 
-async def _facts(services: Services, call: Call, result: vonage.InputResult) -> flow.Event:
+async def _event_from_input(
+    services: Services, call: Call, result: vonage.InputResult
+) -> flow.Event:
     """Turn raw input into the event the flow expects at this step."""
     if not result.digits and not result.speech:
         return Silence()
@@ -247,7 +251,7 @@ async def _facts(services: Services, call: Call, result: vonage.InputResult) -> 
         case Step.USER:
             user = None
             if result.digits.isdigit():
-                user = services.directory.current().user_by_number(int(result.digits))
+                user = services.roster.current().user_by_number(int(result.digits))
             return UserEntered(user.name if user else "")
         case Step.PIN:
             return await _check_pin(services, call, result.digits)
@@ -260,8 +264,8 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     allowlist. Counting before checking keeps the bound under concurrency and crashes."""
     metrics = services.metrics
     lockout = services.lockout
-    directory = services.directory.current()
-    user = directory.users.get(call.user)
+    roster = services.roster.current()
+    user = roster.users.get(call.user)
 
     def gauge(layer: str, count: int) -> None:
         metrics.lockouts_active.labels(layer).set(count)
@@ -279,18 +283,20 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     check = await services.pins.verify(user.pin_hash if user else None, pin)
     allowed = user is not None and user.allows(call.caller)
     if check.ok and allowed and user is not None:
-        await lockout.passed(admission)
+        await lockout.give_back(admission)
         if check.new_hash:
             await _store_rehash(services, user.name, check.new_hash)
         choices = tuple(
-            Choice(name, directory.accounts[name].label)
+            Choice(name, roster.accounts[name].label)
             for name in user.accounts
-            if name in directory.accounts
+            if name in roster.accounts
         )
         return _pin_logged(call, PinChecked(PinVerdict.ACCEPTED, choices))
     metrics.pin_failures.labels("pin").inc()
-    if await lockout.failed(admission):
+    if tripped := await lockout.record_failure(admission):
         await lockout.report(gauge, force=True)
+    for state in tripped:
+        services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
     verdict = PinVerdict.CALLER_NOT_ALLOWED if check.ok else PinVerdict.WRONG
     return _pin_logged(call, PinChecked(verdict))
 
@@ -298,11 +304,11 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
 async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
     """Upgrade a PIN hash to the configured Argon2 parameters."""
 
-    def change(directory: Directory) -> Directory:
-        user = directory.users.get(user_name)
-        return directory.with_user(replace(user, pin_hash=new_hash)) if user else directory
+    def change(roster: Roster) -> Roster:
+        user = roster.users.get(user_name)
+        return roster.with_user(replace(user, pin_hash=new_hash)) if user else roster
 
-    await asyncio.to_thread(services.directory.update, change)
+    await asyncio.to_thread(services.roster.update, change)
 
 
 async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncco.Speakable:
@@ -310,13 +316,13 @@ async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncc
     if not isinstance(prompt, flow.ReadCode):
         return prompt
     name = prompt.choice.account
-    account = services.directory.current().accounts.get(name)
+    account = services.roster.current().accounts.get(name)
     if account is None:
         raise SecretStoreError(f"account {name!r} was removed")
     secret = await asyncio.to_thread(services.secrets.seed, name)
     reading = reading_at(account, secret, services.clock(), services.config.call.min_seconds_left)
     if account.kind is Kind.HOTP:
-        await asyncio.to_thread(services.directory.update, lambda d: _advance_hotp(d, name))
+        await asyncio.to_thread(services.roster.update, lambda d: _advance_hotp(d, name))
     services.metrics.codes_read.labels(name).inc()
     audit.info(
         "code read: user %s, account %s, caller %s",
@@ -333,12 +339,15 @@ async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncc
             }
         },
     )
+    services.notifier.send(
+        Event(EventKind.CODE_READ, services.clock(), call.user, call.caller, prompt.choice.label)
+    )
     return ncco.SayCode(prompt.choice.label, reading)
 
 
-def _advance_hotp(directory: Directory, name: str) -> Directory:
-    account = directory.accounts[name]
-    return directory.with_account(replace(account, counter=account.counter + 1))
+def _advance_hotp(roster: Roster, name: str) -> Roster:
+    account = roster.accounts[name]
+    return roster.with_account(replace(account, counter=account.counter + 1))
 
 
 def _pin_logged(call: Call, checked: PinChecked, layer: str = "") -> PinChecked:

@@ -214,38 +214,23 @@ class Machine:
             ]
         )  # fmt: skip
         started = time.monotonic()
-        status: int | None = None
+        status: int | None = None  # None: killed after the timeout
         try:
             while not socket_path.exists():
                 if swtpm.poll() is not None or time.monotonic() - started > 10:
                     raise RuntimeError(f"swtpm did not start (see {logs / 'swtpm.log'})")
                 time.sleep(0.05)
-            drive = f"file={self.disk},format=qcow2,if=virtio,cache=unsafe"
-            qemu = subprocess.Popen(
-                [
-                    "qemu-system-x86_64", "-accel", ACCEL, "-m", str(MEMORY_MIB),
-                    "-smp", str(CPUS), "-display", "none", "-monitor", "none",
-                    "-no-reboot", "-nic", "none",
-                    "-serial", f"file:{logs / 'console.log'}",
-                    "-serial", f"file:{logs / 'progress.log'}",
-                    "-kernel", str(self.image / "vmlinuz"),
-                    "-initrd", str(self.image / "initrd.img"),
-                    "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.firstboot=off",
-                    "-drive", drive + (",snapshot=on" if snapshot else ""),
-                    "-chardev", f"socket,id=chrtpm,path={socket_path}",
-                    "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-                    "-device", "tpm-tis,tpmdev=tpm0",
-                    "-virtfs",
-                    f"local,path={self.share},mount_tag=host0,security_model=none,id=host0",
-                ],
-                stdout=(logs / "qemu.log").open("wb"),
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            try:
-                status = qemu.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                qemu.kill()
-                qemu.wait()
+            command = self._qemu(logs, socket_path, snapshot)
+            with (logs / "qemu.log").open("wb") as qemu_log:
+                qemu = subprocess.Popen(command, stdout=qemu_log, stderr=subprocess.STDOUT)
+                try:
+                    status = qemu.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    pass
+                finally:  # also when the test run is interrupted
+                    if qemu.poll() is None:
+                        qemu.kill()
+                        qemu.wait()
         finally:
             if swtpm.poll() is None:
                 swtpm.terminate()
@@ -259,6 +244,25 @@ class Machine:
             progress=_read(logs / "progress.log"),
             journal=_journal(self.share / "out" / f"{phase}-journal.json"),
         )
+
+    def _qemu(self, logs: Path, tpm_socket: Path, snapshot: bool) -> list[str]:
+        """The QEMU command line: serial ports to files, the TPM, the share; no network."""
+        drive = f"file={self.disk},format=qcow2,if=virtio,cache=unsafe"
+        return [
+            "qemu-system-x86_64", "-accel", ACCEL, "-m", str(MEMORY_MIB),
+            "-smp", str(CPUS), "-display", "none", "-monitor", "none",
+            "-no-reboot", "-nic", "none",
+            "-serial", f"file:{logs / 'console.log'}",
+            "-serial", f"file:{logs / 'progress.log'}",
+            "-kernel", str(self.image / "vmlinuz"),
+            "-initrd", str(self.image / "initrd.img"),
+            "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.firstboot=off",
+            "-drive", drive + (",snapshot=on" if snapshot else ""),
+            "-chardev", f"socket,id=chrtpm,path={tpm_socket}",
+            "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+            "-device", "tpm-tis,tpmdev=tpm0",
+            "-virtfs", f"local,path={self.share},mount_tag=host0,security_model=none,id=host0",
+        ]  # fmt: skip
 
 
 def _read(path: Path) -> str:

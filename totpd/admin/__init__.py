@@ -1,7 +1,7 @@
 """The local admin web page: sign in, enrol accounts (paste, upload, camera), see the lists.
 
-Served by the daemon on its own loopback listener (`[admin] listen`); see "The admin page"
-in the README.
+Served by the daemon on its own loopback listener (`[admin] listen`); see
+docs/admin-page.md.
 """
 
 from totpd.admin.app import create_admin_app

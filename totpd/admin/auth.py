@@ -15,8 +15,8 @@ from aiohttp import web
 from totpd.admin.forms import check_csrf, read_form
 from totpd.admin.pages import home_page, redirect, render
 from totpd.admin.sessions import Session, Tone
-from totpd.admin.site import SITE, Refused
-from totpd.errors import LockoutUnavailable
+from totpd.admin.site import SITE
+from totpd.errors import AdminRefused, LockoutUnavailable
 
 COOKIE = "totpd-admin"
 SECURE_COOKIE = "__Host-totpd-admin"
@@ -70,7 +70,7 @@ def current_session(request: web.Request) -> tuple[Session | None, bool]:
     if (
         session is not None
         and session.signed_in
-        and session.password_stamp != site.password.stamp()
+        and session.password_version != site.password.version()
     ):
         site.sessions.end(session)
         return None, True
@@ -99,7 +99,7 @@ def signed_in(handler: SessionHandler) -> Callable[[web.Request], Awaitable[web.
             return to_sign_in(request, EXPIRED if had_cookie else "")
         try:
             return await handler(request, session)
-        except Refused as exc:
+        except AdminRefused as exc:
             return await home_page(request, session, exc.status, exc.message)
 
     return guarded
@@ -142,7 +142,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     try:
         form = await read_form(request)
         check_csrf(session, form.get("csrf"))
-    except Refused as exc:
+    except AdminRefused as exc:
         return _sign_in_form(request, session, exc.status, exc.message)
     lockout = site.services.admin_lockout
     try:
@@ -163,14 +163,14 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             "Too many failed sign-ins. Wait, or clear the lockout with `totpd unlock`.",
         )
     if await site.password.verify(str(form.get("password", ""))):
-        await lockout.passed(admission)
+        await lockout.give_back(admission)
         site.sessions.end(session)  # a new id at sign-in: a planted id is worth nothing
-        fresh = site.sessions.new(password_stamp=site.password.stamp())
+        fresh = site.sessions.new(password_version=site.password.version())
         log.info("admin signed in from %s", request.remote)
         response = redirect("/")
         set_cookie(request, response, fresh)
         return response
-    await lockout.failed(admission)
+    await lockout.record_failure(admission)
     log.warning("admin sign-in failed from %s", request.remote)
     message = "Wrong password." if site.password.is_set() else "No admin password is set."
     return _sign_in_form(request, session, 403, message)

@@ -2,7 +2,7 @@
 
 The camera needs no route of its own: the page's script reads the QR code in the browser and
 puts its text in the paste form. Everything is checked before anything is stored, and a
-failure leaves the directory and the secret store as they were.
+failure leaves the roster and the secret store as they were.
 """
 
 import asyncio
@@ -23,13 +23,13 @@ from totpd.admin.auth import signed_in
 from totpd.admin.forms import Upload, check_csrf, read_form, read_upload
 from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
-from totpd.admin.site import MAX_IMAGE_PIXELS, SITE, Refused
+from totpd.admin.site import MAX_IMAGE_PIXELS, SITE
 from totpd.config import Config
-from totpd.directory import Directory, DirectoryFile
 from totpd.enrol import Enrolment, parse_image, parse_text
-from totpd.enrol.commit import enrol as store_all
+from totpd.enrol.commit import store_enrolments
 from totpd.enrol.qr import FORMATS
-from totpd.errors import DirectoryError, EnrolError
+from totpd.errors import AdminRefused, EnrolError, RosterError
+from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
 from totpd.users import MAX_ACCOUNTS_PER_USER
 
@@ -82,8 +82,8 @@ def decode_image(image: bytes) -> list[Enrolment]:
             raise EnrolError(str(exc).removeprefix(f"{path}: ")) from None
 
 
-def _not_enrolled(status: int, exc: Exception) -> Refused:
-    return Refused(status, f"Not enrolled: {str(exc).rstrip('.')}.")
+def _not_enrolled(status: int, exc: Exception) -> AdminRefused:
+    return AdminRefused(status, f"Not enrolled: {str(exc).rstrip('.')}.")
 
 
 def _chosen(enrolments: list[Enrolment], name: str, label: str) -> list[Enrolment]:
@@ -98,34 +98,34 @@ def _chosen(enrolments: list[Enrolment], name: str, label: str) -> list[Enrolmen
     return [only.renamed(name or only.account.name, label or None)]
 
 
-def _with_users(directory: Directory, names: list[str], users: list[str]) -> Directory:
-    """`directory` with each of `users` also hearing the accounts `names`."""
+def _with_users(roster: Roster, names: list[str], users: list[str]) -> Roster:
+    """`roster` with each of `users` also hearing the accounts `names`."""
     for user_name in users:
-        user = directory.users.get(user_name)
+        user = roster.users.get(user_name)
         if user is None:
-            raise DirectoryError(f"no user {user_name!r}")
+            raise RosterError(f"no user {user_name!r}")
         accounts = user.accounts + tuple(n for n in names if n not in user.accounts)
         if len(accounts) > MAX_ACCOUNTS_PER_USER:
-            raise DirectoryError(
+            raise RosterError(
                 f"{user_name} would hear {len(accounts)} accounts; the keypad menu holds"
                 f" {MAX_ACCOUNTS_PER_USER}"
             )
-        directory = directory.with_user(replace(user, accounts=accounts))
-    return directory
+        roster = roster.with_user(replace(user, accounts=accounts))
+    return roster
 
 
 def enrol(config: Config, enrolments: list[Enrolment], users: list[str]) -> list[str]:
     """Store every enrolment or none, and let `users` hear them; check it all first."""
-    directory = DirectoryFile(config.paths.state_dir)
+    roster = RosterFile(config.paths.state_dir)
     names = [e.account.name for e in enrolments]
-    planned = directory.current()
+    planned = roster.current()
     for enrolment in enrolments:
         if enrolment.account.name not in planned.accounts:
             planned = planned.with_account(enrolment.account)
     _with_users(planned, names, users)  # raises now, before anything is stored
-    store_all(enrolments, open_store(config), directory)
+    store_enrolments(enrolments, open_store(config), roster)
     if users:
-        directory.update(lambda now: _with_users(now, names, users))
+        roster.update(lambda now: _with_users(now, names, users))
     return names
 
 
@@ -141,7 +141,7 @@ async def _enrol_and_report(
         names = await asyncio.to_thread(enrol, site.services.config, chosen, users)
     except EnrolError as exc:
         raise _not_enrolled(400, exc) from None
-    except DirectoryError as exc:
+    except RosterError as exc:
         raise _not_enrolled(409, exc) from None
     log.info(
         "admin page enrolled %s (users: %s)",
@@ -165,7 +165,7 @@ async def enrol_text(request: web.Request, session: Session) -> web.StreamRespon
     except EnrolError as exc:
         raise _not_enrolled(400, exc) from None
     if not form.get("name", "").strip() and not any("://" in line for line in text.splitlines()):
-        raise Refused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
+        raise AdminRefused(400, "Not enrolled: a bare secret needs a name (and a spoken label).")
     return await _enrol_and_report(request, session, form, found)
 
 
@@ -175,7 +175,7 @@ async def enrol_image(request: web.Request, session: Session) -> web.StreamRespo
     upload: Upload = await read_upload(request)
     check_csrf(session, upload.fields.get("csrf"))
     if not upload.image:
-        raise Refused(400, "Not enrolled: choose an image file first.")
+        raise AdminRefused(400, "Not enrolled: choose an image file first.")
     site = request.app[SITE]
     try:
         async with site.decoding:

@@ -10,7 +10,8 @@ from aiohttp import BodyPartReader, web
 from multidict import MultiDict, MultiDictProxy
 
 from totpd.admin.sessions import Session
-from totpd.admin.site import SITE, Refused
+from totpd.admin.site import SITE
+from totpd.errors import AdminRefused
 
 MAX_FORM_BYTES = 64 << 10  # a pasted Google Authenticator export is a few KiB
 MAX_PARTS = 32
@@ -34,21 +35,21 @@ class Upload:
 def check_csrf(session: Session, token: object) -> None:
     """Refuse (403) a form whose synchronizer token is not this session's."""
     if not isinstance(token, str) or not session.csrf_matches(token):
-        raise Refused(403, STALE_FORM)
+        raise AdminRefused(403, STALE_FORM)
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[str]:
     """The fields of a URL-encoded form post (files are not accepted here)."""
     if request.content_type != "application/x-www-form-urlencoded":
-        raise Refused(400, "Expected a form post.")
+        raise AdminRefused(400, "Expected a form post.")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise Refused(413, "That form is too large.")
+        raise AdminRefused(413, "That form is too large.")
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
-        raise Refused(413, "That form is too large.") from None
+        raise AdminRefused(413, "That form is too large.") from None
     except ValueError:
-        raise Refused(400, "That form could not be read.") from None
+        raise AdminRefused(400, "That form could not be read.") from None
     fields: MultiDict[str] = MultiDict()
     for key, value in form.items():
         if isinstance(value, str):
@@ -56,13 +57,13 @@ async def read_form(request: web.Request) -> MultiDictProxy[str]:
     return MultiDictProxy(fields)
 
 
-def _too_large(limit_bytes: int) -> Refused:
-    return Refused(
+def _too_large(limit_bytes: int) -> AdminRefused:
+    return AdminRefused(
         413, f"That file is too large: the limit is {limit_bytes >> 20} MB. Nothing was stored."
     )
 
 
-async def _read_part(part: BodyPartReader, limit_bytes: int, too_large: Refused) -> bytes:
+async def _read_part(part: BodyPartReader, limit_bytes: int, too_large: AdminRefused) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while chunk := await part.read_chunk(CHUNK_BYTES):
@@ -77,7 +78,7 @@ async def read_upload(request: web.Request) -> Upload:
     """The fields and the image of a multipart upload, refused (413) past the size cap."""
     limit_bytes = request.app[SITE].max_upload_bytes
     if request.content_type != "multipart/form-data":
-        raise Refused(400, "Expected a file upload.")
+        raise AdminRefused(400, "Expected a file upload.")
     if request.content_length is not None and request.content_length > limit_bytes + MAX_FORM_BYTES:
         raise _too_large(limit_bytes)
     try:
@@ -89,13 +90,15 @@ async def read_upload(request: web.Request) -> Upload:
             if part is None:
                 return Upload(fields, image)
             if not isinstance(part, BodyPartReader) or not part.name:
-                raise Refused(400, "That upload could not be read.")
+                raise AdminRefused(400, "That upload could not be read.")
             if part.name == IMAGE_FIELD:
                 image = await _read_part(part, limit_bytes, _too_large(limit_bytes))
             else:
-                raw = await _read_part(part, MAX_FORM_BYTES, Refused(413, "A field is too long."))
+                raw = await _read_part(
+                    part, MAX_FORM_BYTES, AdminRefused(413, "A field is too long.")
+                )
                 fields.add(part.name, raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         # aiohttp reports malformed multipart bodies with these.
-        raise Refused(400, "That upload could not be read.") from None
-    raise Refused(400, "That upload has too many fields.")
+        raise AdminRefused(400, "That upload could not be read.") from None
+    raise AdminRefused(400, "That upload has too many fields.")

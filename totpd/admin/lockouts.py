@@ -10,8 +10,8 @@ from totpd.admin.auth import signed_in
 from totpd.admin.forms import check_csrf, read_form
 from totpd.admin.pages import redirect
 from totpd.admin.sessions import Session, Tone
-from totpd.admin.site import SITE, Refused
-from totpd.errors import LockoutUnavailable
+from totpd.admin.site import SITE
+from totpd.errors import AdminRefused, LockoutUnavailable
 from totpd.lockout import Layer
 
 log = logging.getLogger("totpd.admin")
@@ -24,7 +24,7 @@ async def unlock(request: web.Request, session: Session) -> web.StreamResponse:
     check_csrf(session, form.get("csrf"))
     layer_text, key = form.get("layer", ""), form.get("key", "")
     if layer_text not in Layer.__members__.values():
-        raise Refused(400, "Nothing was unlocked: unknown lockout layer.")
+        raise AdminRefused(400, "Nothing was unlocked: unknown lockout layer.")
     layer = Layer(layer_text)
     lockout = request.app[SITE].services.lockout
     try:
@@ -35,7 +35,9 @@ async def unlock(request: web.Request, session: Session) -> web.StreamResponse:
         else:
             cleared = await lockout.unlock(user=key)
     except LockoutUnavailable:
-        raise Refused(503, "Nothing was unlocked: the lockout storage is unavailable.") from None
+        raise AdminRefused(
+            503, "Nothing was unlocked: the lockout storage is unavailable."
+        ) from None
     what = "every lockout" if layer is Layer.GLOBAL else f"{layer} {key}"
     log.warning(
         "admin page cleared %s (%d keys had failures)",

@@ -1,6 +1,6 @@
 """The pages: templates (auto-escaped), and the home page with its lists.
 
-The lists show what the directory holds about accounts and users, and the lockouts now in
+The lists show what the roster holds about accounts and users, and the lockouts now in
 force. Secrets never reach a template: they live in the secret store, which no page reads.
 """
 
@@ -13,10 +13,10 @@ from aiohttp import web
 
 from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
-from totpd.directory import Directory
 from totpd.errors import LockoutUnavailable, TotpdError
 from totpd.lockout import LockState
 from totpd.otp import Kind
+from totpd.roster import Roster
 from totpd.services import Services
 
 
@@ -65,11 +65,11 @@ class UserRow:
     callers: str
 
 
-def account_rows(directory: Directory) -> list[AccountRow]:
+def account_rows(roster: Roster) -> list[AccountRow]:
     """Every account, with the users who may hear it."""
     rows = []
-    for account in directory.accounts.values():
-        users = [u.name for u in directory.users.values() if account.name in u.accounts]
+    for account in roster.accounts.values():
+        users = [u.name for u in roster.users.values() if account.name in u.accounts]
         timing = (
             f"every {account.period_s} s"
             if account.kind is Kind.TOTP
@@ -89,7 +89,7 @@ def account_rows(directory: Directory) -> list[AccountRow]:
     return rows
 
 
-def user_rows(directory: Directory) -> list[UserRow]:
+def user_rows(roster: Roster) -> list[UserRow]:
     """Every user, with the accounts they hear and the numbers they may call from."""
     return [
         UserRow(
@@ -98,7 +98,7 @@ def user_rows(directory: Directory) -> list[UserRow]:
             accounts=", ".join(user.accounts) or "none",
             callers=", ".join(user.callers) or "any number",
         )
-        for user in directory.users.values()
+        for user in roster.users.values()
     ]
 
 
@@ -142,7 +142,7 @@ async def home_page(
     notices = session.take_notices()
     if error:
         notices.append(Notice(Tone.ERROR, error))
-    directory = site.services.directory.current()
+    roster = site.services.roster.current()
     try:
         held = await lockout_rows(site.services)
         lockout_error = ""
@@ -154,8 +154,8 @@ async def home_page(
         status=status,
         csrf_token=session.csrf_token,
         notices=notices,
-        accounts=account_rows(directory),
-        users=user_rows(directory),
+        accounts=account_rows(roster),
+        users=user_rows(roster),
         lockouts=held,
         lockout_error=lockout_error,
         max_upload_mb=site.max_upload_bytes >> 20,

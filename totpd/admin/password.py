@@ -13,16 +13,12 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from totpd.config import PinConfig
-from totpd.errors import ConfigError, TotpdError
-from totpd.files import Stamp, stamp, write_atomic
+from totpd.errors import AdminPasswordError, ConfigError
+from totpd.files import FileVersion, file_version, write_atomic
 
 PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024
-
-
-class AdminPasswordError(TotpdError):
-    """A new admin password breaks the policy; the message names the rule, never the password."""
 
 
 class AdminPassword:
@@ -75,9 +71,9 @@ class AdminPassword:
             raise ConfigError(f"{self.path}: cannot read the admin password hash") from exc
         return text or None
 
-    def stamp(self) -> Stamp | None:
+    def version(self) -> FileVersion | None:
         """Identifies the stored hash (inode, mtime); it changes whenever the password does."""
-        return stamp(self.path)
+        return file_version(self.path)
 
     def is_set(self) -> bool:
         """True once `totpd admin passwd` has stored a password."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from totpd.files import Stamp
+from totpd.files import FileVersion
 
 LIFETIME_S = 12 * 3600
 MAX_SESSIONS = 256
@@ -37,19 +37,19 @@ class Notice:
 
 @dataclass
 class Session:
-    """One browser's session. `password_stamp` is set while signed in."""
+    """One browser's session. `password_version` is set while signed in."""
 
     id: str = field(repr=False)
     csrf_token: str = field(repr=False)
     created_s: float
     last_seen_s: float
-    password_stamp: Stamp | None = None
+    password_version: FileVersion | None = None
     notices: list[Notice] = field(default_factory=list)
 
     @property
     def signed_in(self) -> bool:
         """True after a successful sign-in."""
-        return self.password_stamp is not None
+        return self.password_version is not None
 
     def csrf_matches(self, token: str | None) -> bool:
         """True when a form carried this session's token (compared in constant time)."""
@@ -86,7 +86,7 @@ class SessionStore:
             now_s - session.last_seen_s > self.idle_s or now_s - session.created_s > self.lifetime_s
         )
 
-    def new(self, password_stamp: Stamp | None = None) -> Session:
+    def new(self, password_version: FileVersion | None = None) -> Session:
         """A fresh session with new random id and CSRF token."""
         now_s = self.clock()
         self._sessions = {i: s for i, s in self._sessions.items() if not self._expired(s, now_s)}
@@ -100,7 +100,7 @@ class SessionStore:
             csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
             created_s=now_s,
             last_seen_s=now_s,
-            password_stamp=password_stamp,
+            password_version=password_version,
         )
         self._sessions[session.id] = session
         return session

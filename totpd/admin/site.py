@@ -8,20 +8,10 @@ from aiohttp import web
 
 from totpd.admin.password import AdminPassword
 from totpd.admin.sessions import SessionStore
-from totpd.errors import TotpdError
 from totpd.services import Services
 
 MAX_UPLOAD_BYTES = 5 << 20
 MAX_IMAGE_PIXELS = 16_000_000  # a 5K screenshot is 14.7 megapixels
-
-
-class Refused(TotpdError):
-    """A request the page turns down: `status` and a message safe to show on the page."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass

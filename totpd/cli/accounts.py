@@ -4,13 +4,15 @@ import argparse
 import getpass
 import sys
 from dataclasses import replace
+from pathlib import Path
 
+from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
-from totpd.directory import Directory, DirectoryFile
 from totpd.enrol.enrolment import Enrolment
-from totpd.errors import DirectoryError, EnrolError
+from totpd.errors import EnrolError, RosterError
 from totpd.otp import Account, Kind, reading_at
+from totpd.roster import Roster, RosterFile
 from totpd.secrets import open_store
 
 
@@ -73,9 +75,9 @@ def cmd_account_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
-    from totpd.enrol.commit import enrol
+    from totpd.enrol.commit import store_enrolments
 
-    enrol(enrolments, open_store(config), DirectoryFile(config.paths.state_dir))
+    store_enrolments(enrolments, open_store(config), RosterFile(config.paths.state_dir))
     for found in enrolments:
         account = found.account
         print(
@@ -85,9 +87,9 @@ def _enrol(config: Config, enrolments: list[Enrolment]) -> None:
 
 def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
     """List accounts, never their secrets."""
-    directory = DirectoryFile(config.paths.state_dir).current()
-    for account in directory.accounts.values():
-        users = ",".join(u.name for u in directory.users.values() if account.name in u.accounts)
+    roster = RosterFile(config.paths.state_dir).current()
+    for account in roster.accounts.values():
+        users = ",".join(u.name for u in roster.users.values() if account.name in u.accounts)
         timing = f"{account.period_s}s" if account.kind is Kind.TOTP else f"#{account.counter}"
         print(
             f"{account.name}\t{account.label}\t{account.kind}\t{account.algorithm}"
@@ -99,17 +101,17 @@ def cmd_account_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_account_remove(args: argparse.Namespace, config: Config) -> int:
     """Forget an account and its seed, and take it off every user's menu."""
 
-    def change(current: Directory) -> Directory:
+    def change(current: Roster) -> Roster:
         if args.name not in current.accounts:
-            raise DirectoryError(f"no account {args.name!r}")
+            raise RosterError(f"no account {args.name!r}")
         users = {
             n: replace(u, accounts=tuple(a for a in u.accounts if a != args.name))
             for n, u in current.users.items()
         }
         accounts = {n: a for n, a in current.accounts.items() if n != args.name}
-        return Directory(accounts, users)
+        return Roster(accounts, users)
 
-    DirectoryFile(config.paths.state_dir).update(change)
+    RosterFile(config.paths.state_dir).update(change)
     open_store(config).delete_seed(args.name)
     print(f"removed {args.name}")
     return 0
@@ -119,19 +121,40 @@ def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
     """Print an account's current code (HOTP: the next one, and advance the counter)."""
     import time
 
-    directory = DirectoryFile(config.paths.state_dir)
-    account = directory.current().accounts.get(args.name)
+    roster = RosterFile(config.paths.state_dir)
+    account = roster.current().accounts.get(args.name)
     if account is None:
-        raise DirectoryError(f"no account {args.name!r}")
+        raise RosterError(f"no account {args.name!r}")
     reading = reading_at(account, open_store(config).seed(args.name), time.time(), 0)
     if account.kind is Kind.HOTP:
 
-        def advance(current: Directory) -> Directory:
+        def advance(current: Roster) -> Roster:
             now = current.accounts[args.name]
             return current.with_account(replace(now, counter=now.counter + 1))
 
-        directory.update(advance)
+        roster.update(advance)
         print(reading.digits)
     else:
         print(f"{reading.digits}  (valid for {reading.seconds_left} more seconds)")
     return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `account` and its actions to the parser."""
+    account = add_command(commands, "account", cmd_account_list)
+    actions = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    add = add_command(actions, "add", cmd_account_add)
+    add.add_argument("name")
+    add.add_argument("--label", help='what the voice calls it, e.g. "GitHub"')
+    add.add_argument("--qr", type=Path, metavar="IMAGE", help="read the URI from a QR image")
+    add.add_argument("--generate", action="store_true", help="create a new secret and show it")
+    add.add_argument("--issuer", help="with --generate: the issuer shown by authenticator apps")
+    add.add_argument("--qr-out", type=Path, metavar="FILE", help="with --generate: .png or .svg")
+    add_command(actions, "list", cmd_account_list)
+    add_command(actions, "remove", cmd_account_remove).add_argument("name")
+    add_command(actions, "code", cmd_account_code).add_argument("name")
+    imports = add_command(actions, "import", cmd_account_import)
+    imports.add_argument(
+        "--qr", type=Path, action="append", metavar="IMAGE", help="QR image; repeatable"
+    )
+    imports.add_argument("--dry-run", action="store_true", help="show the accounts, enrol none")

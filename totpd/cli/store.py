@@ -3,12 +3,15 @@ signature secret."""
 
 import argparse
 import sys
+from pathlib import Path
 
+from totpd.cli.parser import Commands, add_command
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
-from totpd.directory import DirectoryFile
 from totpd.errors import TotpdError
+from totpd.roster import RosterFile
 from totpd.secrets import open_store
+from totpd.secrets.credential import WITH_KEY_CHOICES
 
 
 def cmd_secrets_init(args: argparse.Namespace, config: Config) -> int:
@@ -34,15 +37,15 @@ def cmd_secrets_backup(args: argparse.Namespace, config: Config) -> int:
 
     if args.file.exists() and not args.force:
         raise TotpdError(f"{args.file}: already exists (--force overwrites it)")
-    directory = DirectoryFile(config.paths.state_dir).current()
-    backup, missing = collect(open_store(config), directory)
+    roster = RosterFile(config.paths.state_dir).current()
+    backup, missing = collect(open_store(config), roster)
     if missing:
         print(f"totpd: warning: no seed for {', '.join(missing)}; not backed up", file=sys.stderr)
     passphrase = read_secret("Backup passphrase: ", confirm=True)
     write_backup(args.file, seal_backup(backup, passphrase), force=args.force)
     print(
-        f"backed up {len(directory.accounts) - len(missing)} accounts and"
-        f" {len(directory.users)} users to {args.file}"
+        f"backed up {len(roster.accounts) - len(missing)} accounts and"
+        f" {len(roster.users)} users to {args.file}"
     )
     return 0
 
@@ -52,8 +55,8 @@ def cmd_secrets_restore(args: argparse.Namespace, config: Config) -> int:
     from totpd.secrets.backup import read_backup, restore
 
     backup = read_backup(args.file, read_secret("Backup passphrase: "))
-    directory_file = DirectoryFile(config.paths.state_dir)
-    restored = restore(backup, open_store(config), directory_file, args.file, args.force)
+    roster_file = RosterFile(config.paths.state_dir)
+    restored = restore(backup, open_store(config), roster_file, args.file, args.force)
     print(f"restored {len(restored.accounts)} accounts and {len(restored.users)} users")
     return 0
 
@@ -63,3 +66,20 @@ def cmd_secrets_set_signature_secret(args: argparse.Namespace, config: Config) -
     open_store(config).set_signature_secret(read_secret("Signature secret: ", confirm=True))
     print("Vonage signature secret stored")
     return 0
+
+
+def register(commands: Commands) -> None:
+    """Add `secrets` and its actions to the parser."""
+    group = add_command(commands, "secrets", cmd_secrets_init)
+    actions = group.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    init = add_command(actions, "init", cmd_secrets_init)
+    init.add_argument("--output", type=Path, help="sealed key file (default: see config)")
+    init.add_argument("--with-key", choices=WITH_KEY_CHOICES, default="auto")
+    init.add_argument("--force", action="store_true", help="replace an existing sealed key")
+    backup = add_command(actions, "backup", cmd_secrets_backup)
+    backup.add_argument("file", type=Path)
+    backup.add_argument("--force", action="store_true", help="overwrite an existing file")
+    restore = add_command(actions, "restore", cmd_secrets_restore)
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--force", action="store_true", help="replace existing accounts/users")
+    add_command(actions, "set-signature-secret", cmd_secrets_set_signature_secret)

@@ -1,36 +1,38 @@
-"""Enrolments into totpd: seeds into the secret store, accounts into the directory.
+"""Enrolments into totpd: seeds into the secret store, accounts into the roster.
 
-All or nothing: every name is checked, under the directory's lock, before any seed is written,
-and the accounts appear in the directory in one update.
+All or nothing: every name is checked, under the roster's lock, before any seed is written,
+and the accounts appear in the roster in one update.
 """
 
-from totpd.directory import Directory, DirectoryFile
 from totpd.enrol.enrolment import Enrolment
-from totpd.errors import DirectoryError
+from totpd.errors import RosterError
+from totpd.roster import Roster, RosterFile
 from totpd.secrets import SecretStore
 
 
-def _check_names(enrolments: list[Enrolment], directory: Directory) -> None:
+def _check_names(enrolments: list[Enrolment], roster: Roster) -> None:
     names = [e.account.name for e in enrolments]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise DirectoryError(f"account name(s) given more than once: {', '.join(repeated)}")
-    taken = [n for n in names if n in directory.accounts]
+        raise RosterError(f"account name(s) given more than once: {', '.join(repeated)}")
+    taken = [n for n in names if n in roster.accounts]
     if taken:
-        raise DirectoryError(
+        raise RosterError(
             f"account(s) already enrolled: {', '.join(taken)} (remove them first, or rename)"
         )
 
 
-def enrol(enrolments: list[Enrolment], store: SecretStore, directory_file: DirectoryFile) -> None:
+def store_enrolments(
+    enrolments: list[Enrolment], store: SecretStore, roster_file: RosterFile
+) -> None:
     """Add every enrolment, or none when a name is taken or repeated."""
     if not enrolments:
-        raise DirectoryError("nothing to enrol")
-    _check_names(enrolments, directory_file.current())
+        raise RosterError("nothing to enrol")
+    _check_names(enrolments, roster_file.current())
 
-    def add_all(current: Directory) -> Directory:
+    def add_all(current: Roster) -> Roster:
         _check_names(enrolments, current)
-        # Seeds go in under the directory's lock, after the check: a concurrent enrolment of
+        # Seeds go in under the roster's lock, after the check: a concurrent enrolment of
         # the same name cannot have its seed replaced by this one.
         for enrolment in enrolments:
             store.set_seed(enrolment.account.name, enrolment.secret)
@@ -38,4 +40,4 @@ def enrol(enrolments: list[Enrolment], store: SecretStore, directory_file: Direc
             current = current.with_account(enrolment.account)
         return current
 
-    directory_file.update(add_all)
+    roster_file.update(add_all)

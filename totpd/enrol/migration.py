@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from totpd.enrol.enrolment import Found
-from totpd.enrol.protowire import LENGTH_DELIMITED, VARINT, WireError, fields
-from totpd.errors import EnrolError
+from totpd.enrol.protowire import LENGTH_DELIMITED, VARINT, fields
+from totpd.errors import EnrolError, WireError
 from totpd.otp import Kind
 
 SCHEME = "otpauth-migration"

@@ -6,12 +6,10 @@ every length is checked against what is left, so truncated or hostile input fail
 
 from collections.abc import Iterator
 
+from totpd.errors import WireError
+
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 MAX_VARINT_BYTES = 10
-
-
-class WireError(ValueError):
-    """The bytes are not a well-formed protobuf message."""
 
 
 def read_varint(buffer: bytes, offset: int) -> tuple[int, int]:

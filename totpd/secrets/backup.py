@@ -1,4 +1,4 @@
-"""`totpd secrets backup` / `restore`: seeds and the directory in one passphrase-encrypted file.
+"""`totpd secrets backup` / `restore`: seeds and the roster in one passphrase-encrypted file.
 
 A sealed vault key is bound to its host (TPM2 or host key), so the vault file alone cannot be
 restored elsewhere: this backup can, on any host, with the passphrase.
@@ -9,7 +9,7 @@ authenticated):
     magic b"TOTPDBAK" | version 0x01 | Argon2id time cost (u32) | memory KiB (u32) |
     parallelism (u8) | salt (16 bytes) | nonce (12 bytes) | AES-256-GCM ciphertext + tag
 
-The plaintext is JSON: {"secrets": {entry: value}, "directory": <directory file document>}.
+The plaintext is JSON: {"secrets": {entry: value}, "directory": <the roster file's document>}.
 """
 
 import json
@@ -24,11 +24,11 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from totpd import directory as directory_module
-from totpd.directory import Directory, DirectoryFile
-from totpd.errors import DirectoryError, EnrolError, SecretStoreError
+from totpd import roster as roster_module
+from totpd.errors import EnrolError, RosterError, SecretStoreError
 from totpd.files import write_atomic
 from totpd.otp import normalize_base32
+from totpd.roster import Roster, RosterFile
 from totpd.secrets import SIGNATURE_SECRET_NAME, SecretStore, seed_entry
 
 MAGIC = b"TOTPDBAK"
@@ -61,10 +61,10 @@ class Argon2Cost:
 
 @dataclass(frozen=True)
 class Backup:
-    """What a backup holds: secret-store entries and the directory document."""
+    """What a backup holds: secret-store entries and the roster document."""
 
     secrets: dict[str, str] = field(repr=False)
-    directory: dict[str, Any]
+    roster: dict[str, Any]
     created: str = ""
 
 
@@ -89,7 +89,7 @@ def seal_backup(backup: Backup, passphrase: str, cost: Argon2Cost = Argon2Cost()
     salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
     header = MAGIC + _PARAMS.pack(VERSION, cost.time_cost, cost.memory_kib, cost.parallelism) + salt
     plain = json.dumps(
-        {"created": backup.created, "secrets": backup.secrets, "directory": backup.directory}
+        {"created": backup.created, "secrets": backup.secrets, "directory": backup.roster}
     ).encode()
     return header + nonce + AESGCM(_key(passphrase, salt, cost)).encrypt(nonce, plain, header)
 
@@ -119,24 +119,24 @@ def open_backup(blob: bytes, passphrase: str, path: Path) -> Backup:
     try:
         document = json.loads(plain)
         secrets = document["secrets"]
-        directory = document["directory"]
+        roster = document["directory"]
         ok = (
             isinstance(secrets, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items())
-            and isinstance(directory, dict)
+            and isinstance(roster, dict)
         )
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
         raise SecretStoreError(f"{path}: backup content is not in the expected shape")
-    return Backup(secrets, directory, str(document.get("created", "")))
+    return Backup(secrets, roster, str(document.get("created", "")))
 
 
-def collect(store: SecretStore, directory: Directory) -> tuple[Backup, list[str]]:
+def collect(store: SecretStore, roster: Roster) -> tuple[Backup, list[str]]:
     """Everything to back up, and the accounts whose seed is missing from the store."""
     secrets: dict[str, str] = {}
     missing = []
-    for name in directory.accounts:
+    for name in roster.accounts:
         seed = store.stored(seed_entry(name))
         if seed is None:
             missing.append(name)
@@ -145,8 +145,8 @@ def collect(store: SecretStore, directory: Directory) -> tuple[Backup, list[str]
     signature = store.stored(SIGNATURE_SECRET_NAME)
     if signature is not None:
         secrets[SIGNATURE_SECRET_NAME] = signature
-    # The directory's own encoding, so a restore reads exactly what the directory file holds.
-    document = json.loads(directory_module.encode(directory))
+    # The roster's own encoding, so a restore reads exactly what the roster file holds.
+    document = json.loads(roster_module.encode(roster))
     created = datetime.now(UTC).isoformat(timespec="seconds")
     return Backup(secrets, document, created), missing
 
@@ -174,15 +174,15 @@ def read_backup(path: Path, passphrase: str) -> Backup:
 
 
 def restore(
-    backup: Backup, store: SecretStore, directory_file: DirectoryFile, path: Path, force: bool
-) -> Directory:
-    """Put a backup's seeds into the store and its directory in place; checks come first.
+    backup: Backup, store: SecretStore, roster_file: RosterFile, path: Path, force: bool
+) -> Roster:
+    """Put a backup's seeds into the store and its roster in place; checks come first.
 
-    Refuses to replace a directory that has accounts or users unless `force`.
+    Refuses to replace a roster that has accounts or users unless `force`.
     """
     try:
-        restored = directory_module.decode(json.dumps(backup.directory).encode(), path)
-    except DirectoryError as exc:
+        restored = roster_module.decode(json.dumps(backup.roster).encode(), path)
+    except RosterError as exc:
         raise SecretStoreError(f"{path}: the backed-up directory is not valid ({exc})") from None
     allowed = {seed_entry(name) for name in restored.accounts} | {SIGNATURE_SECRET_NAME}
     unknown = sorted(set(backup.secrets) - allowed)
@@ -196,15 +196,14 @@ def restore(
         except EnrolError:
             raise SecretStoreError(f"{path}: the seed of {name!r} is not valid base32") from None
 
-    def replace_directory(current: Directory) -> Directory:
+    def replace_roster(current: Roster) -> Roster:
         if (current.accounts or current.users) and not force:
             raise SecretStoreError(
-                f"{directory_file.path}: already has accounts or users; restore --force"
-                " replaces them"
+                f"{roster_file.path}: already has accounts or users; restore --force replaces them"
             )
         return restored
 
-    replace_directory(directory_file.current())  # fail before writing any seed
+    replace_roster(roster_file.current())  # fail before writing any seed
     for entry, value in backup.secrets.items():
         store.put(entry, value)
-    return directory_file.update(replace_directory)
+    return roster_file.update(replace_roster)

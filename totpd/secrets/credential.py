@@ -2,9 +2,11 @@
 
 The secret only ever travels through pipes: it goes to `systemd-creds encrypt` on standard
 input and comes back from `systemd-creds decrypt` on standard output, never on a command line
-and never through a file on disk.
+and never through a file on disk. `credential_path` finds a credential systemd has already
+unsealed for the running service.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,3 +87,12 @@ def unseal(path: Path, name: str) -> bytes:
     return unseal_bytes(
         sealed, name, f"{path}: cannot unseal (needs root on the host that sealed it)"
     )
+
+
+def credential_path(name: str) -> Path | None:
+    """`$CREDENTIALS_DIRECTORY/name` when systemd loaded that credential for this service."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    return path if path.exists() else None

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from totpd.config import Config
-from totpd.errors import SecretStoreError
-from totpd.secrets.credential import unseal
-from totpd.secrets.vault import KEY_BYTES, VaultError, vault_path
+from totpd.errors import SecretStoreError, VaultError
+from totpd.secrets.credential import credential_path, unseal
+from totpd.secrets.vault import KEY_BYTES, vault_path
 
 KEY_FILE = "vault.key"
 CREDSTORE_DIR = Path("/etc/credstore.encrypted")
@@ -59,14 +59,11 @@ def _checked(key: bytes, source: str) -> VaultKey:
 
 
 def _from_credentials_directory(config: Config) -> VaultKey | None:
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not directory:
+    path = credential_path(config.secrets.key_credential)
+    if path is None:
         return None
-    path = Path(directory) / config.secrets.key_credential
     try:
         return _checked(path.read_bytes(), f"credential {path}")
-    except FileNotFoundError:
-        return None
     except OSError as exc:
         raise VaultError(f"{path}: cannot read credential: {exc.strerror}") from None
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from jaraco.classes.properties import classproperty
 from keyring.backend import KeyringBackend
-from keyring.compat import properties
-from keyring.errors import KeyringError, PasswordDeleteError
+from keyring.errors import PasswordDeleteError
 
 from totpd.config import CONFIG_ENV, Config
-from totpd.errors import SecretStoreError
+from totpd.errors import VaultError
 from totpd.files import write_atomic
 
 VAULT_FILE = "vault.bin"
@@ -44,13 +44,6 @@ HEADER_BYTES = len(MAGIC) + 1 + KEY_ID_BYTES
 MAX_VAULT_BYTES = 16 << 20
 
 Entries = dict[str, dict[str, str]]
-
-
-class VaultError(SecretStoreError, KeyringError):
-    """The vault cannot be opened, read or written; the message names the file, never a secret.
-
-    Both a totpd error (the CLI prints one line) and a keyring error (for keyring API callers).
-    """
 
 
 def key_id(key: bytes) -> bytes:
@@ -110,7 +103,7 @@ class VaultKeyring(KeyringBackend):
     the vault of the config file named by $TOTPD_CONFIG.
     """
 
-    @properties.classproperty
+    @classproperty
     def priority(cls) -> float:
         """Viable only where a totpd config is named; below any desktop keyring."""
         if not os.environ.get(CONFIG_ENV):

@@ -1,0 +1,125 @@
+"""What totpd tells the owner, and the words it uses: every notification text is here.
+
+An `Event` is a value of facts gathered where something happened (a code read, a lockout
+tripped); `render` turns it into the `Message` sent. Pure: no I/O, no Apprise, no clock.
+
+Adding an event is two lines here and one where it happens:
+1. a member of `EventKind` (its value is also the `event` label of the metric);
+2. a `case` in `render` that words it (add the kind to `URGENT` if it must stand out);
+3. `services.notifier.send(Event(EventKind.NEW_KIND, at_s=..., user=..., ...))` at the site.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from totpd.lockout import LockState
+
+
+class EventKind(StrEnum):
+    """What happened; its value is the metric label."""
+
+    CODE_READ = "code_read"
+    LOCKOUT = "lockout"
+
+
+# Kinds sent with Apprise's "failure" type and an URGENT title, so they stand out.
+URGENT: frozenset[EventKind] = frozenset()
+
+
+@dataclass(frozen=True)
+class Event:
+    """The facts of one event. Never a code, a PIN or a seed: there is no field for them.
+
+    `caller` is the number as Vonage gave it ("" when withheld); `account` is the account's
+    spoken label; `layer`, `limit` and `until_s` describe a lockout.
+    """
+
+    kind: EventKind
+    at_s: float
+    user: str = ""
+    caller: str = ""
+    account: str = ""
+    layer: str = ""
+    limit: int = 0
+    until_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Message:
+    """A notification as sent: a title, a plain-text body, and whether it is urgent."""
+
+    title: str
+    body: str
+    urgent: bool = False
+
+
+def lockout_tripped(state: "LockState", user: str, caller: str, at_s: float) -> Event:
+    """The LOCKOUT event for a layer a wrong PIN just locked (the call's user and caller)."""
+    return Event(
+        EventKind.LOCKOUT,
+        at_s,
+        user,
+        caller,
+        layer=state.layer.value,
+        limit=state.limit,
+        until_s=state.until_s,
+    )
+
+
+def render(event: Event, zone: tzinfo | None = None) -> Message:
+    """The words for `event`; times in `zone` (the host's local time zone by default)."""
+    at = _clock(event.at_s, zone)
+    user = _user(event.user)
+    caller = _number(event.caller)
+    match event.kind:
+        case EventKind.CODE_READ:
+            title = f"totpd: {event.account} code read"
+            body = f"Your {event.account} code was read by phone at {at} from {caller} ({user})."
+        case EventKind.LOCKOUT:
+            until = _until(event.until_s, event.at_s, zone)
+            title = f"totpd: lockout ({event.layer})"
+            wrong = f"after {event.limit} wrong PINs, until {until}"
+            if event.layer == "global":
+                body = (
+                    f"totpd stopped checking PINs from anyone {wrong}. The last try, at {at},"
+                    f" was from {caller} ({user}). `totpd unlock` reopens it sooner."
+                )
+            elif event.layer == "caller":
+                body = f"totpd locked out caller {caller} {wrong}. The last try was for {user}."
+            else:
+                body = f"totpd locked out {user} {wrong}. The last try was from {caller}."
+    urgent = event.kind in URGENT
+    return Message(f"URGENT {title}" if urgent else title, body, urgent)
+
+
+def _clock(at_s: float, zone: tzinfo | None) -> str:
+    return datetime.fromtimestamp(at_s, zone).astimezone(zone).strftime("%H:%M %Z")
+
+
+def _until(until_s: float, at_s: float, zone: tzinfo | None) -> str:
+    """The end of a lockout: the time, with the date when it is not the same day."""
+    until = datetime.fromtimestamp(until_s, zone).astimezone(zone)
+    if until.date() == datetime.fromtimestamp(at_s, zone).astimezone(zone).date():
+        return until.strftime("%H:%M %Z")
+    return until.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _user(name: str) -> str:
+    return f"user {name}" if name else "an unknown user"
+
+
+def _number(caller: str) -> str:
+    """E.164 with its "+" as the caller's phone shows it; anything else is not quoted.
+
+    The caller ID is the caller's to choose (SIP trunks pass any text): only digits reach
+    the owner's screen, so a crafted caller ID cannot inject markup or links.
+    """
+    digits = caller.strip().removeprefix("+")
+    if not digits:
+        return "a withheld number"
+    if digits.isascii() and digits.isdigit() and len(digits) <= 15:
+        return f"+{digits}"
+    return "a number that is not a phone number"
