@@ -130,14 +130,13 @@ def checkout(dest: Path, local_version: str = "") -> Path:
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
-    if local_version:
+    if local_version:  # pyproject.toml holds totpd's one version
         pyproject = dest / "pyproject.toml"
-        version = tomllib.loads(pyproject.read_text())["project"]["version"]
-        newer = f"{version}+{local_version}"
-        for path in (pyproject, dest / "totpd" / "__init__.py"):
-            text = path.read_text()
-            assert f'"{version}"' in text, f"no version {version} in {path}"
-            path.write_text(text.replace(f'"{version}"', f'"{newer}"', 1))
+        text = pyproject.read_text()
+        version = tomllib.loads(text)["project"]["version"]
+        line = f'version = "{version}"'
+        assert line in text, f"no {line} in {pyproject}"
+        pyproject.write_text(text.replace(line, f'version = "{version}+{local_version}"', 1))
     tarball = dest.with_name(dest.name + ".tar")
     run("tar", "-C", dest.parent, "-cf", tarball, dest.name)
     shutil.rmtree(dest)
