@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint fmt bench clean lock deb test-deb test-deb-amd64 test-armhf
+.PHONY: setup demo test test-vm lint fmt bench clean lock deb test-deb test-deb-amd64 test-armhf
 
 # What each use needs, and no more: the demo only the runtime (scripts/setup says what).
 setup:
@@ -22,6 +22,11 @@ fmt: setup
 
 test: lint
 	$(VENV)/pytest -m "not vm and not deb" --cov --cov-report=term:skip-covered
+
+# The real-machine test: a Debian 12 VM with systemd and a TPM2 installs and runs totpd.
+test-vm: setup
+	tests/vm/setup-host
+	$(VENV)/pytest -m vm -p no:cacheprovider tests/vm
 
 bench:
 	scripts/setup bench

@@ -4,11 +4,13 @@
 # the sealed credentials in /etc/credstore.encrypted, the units, and the totpd-admin helper.
 # Every step is idempotent: run it again from a newer checkout to upgrade.
 #
-#   sudo deploy/install.sh [--no-apt] [--no-venv] [--no-start]
+#   sudo deploy/install.sh [--no-apt] [--no-venv] [--no-start] [--wheelhouse DIR]
 #                          [--signature-secret-file FILE] [--with-key auto|host|tpm2|host+tpm2]
 #
 # The Vonage signature secret is read from FILE, else from a no-echo prompt on a terminal,
 # else from one line of standard input; it only ever travels through a pipe.
+# --wheelhouse DIR installs offline: pip takes every package from the wheels in DIR (made on
+# a connected machine of the same architecture and Debian release) and nothing is compiled.
 # TOTPD_INSTALL_ROOT=DIR stages the whole install under DIR instead of / (image builds,
 # tests): no apt, no daemon-reload, no start; units are enabled offline.
 set -euo pipefail
@@ -23,7 +25,7 @@ APT_PACKAGES=(python3-venv python3-dev gcc pkg-config libsystemd-dev libffi-dev)
 # 32-bit ARM builds argon2-cffi-bindings from source (PyPI has no wheel): CMake and Ninja.
 case $(dpkg --print-architecture) in armhf | armel) APT_PACKAGES+=(cmake ninja-build) ;; esac
 
-apt=1 venv=1 start=1 secret_file="" with_key=auto
+apt=1 venv=1 start=1 secret_file="" with_key=auto wheelhouse=""
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -35,12 +37,19 @@ while (($#)); do
     --no-start) start=0 ;;
     --signature-secret-file) secret_file=${2:?--signature-secret-file needs a FILE}; shift ;;
     --with-key) with_key=${2:?--with-key needs a value}; shift ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --wheelhouse) wheelhouse=${2:?--wheelhouse needs a DIR}; shift ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
   shift
 done
 case $with_key in auto | host | tpm2 | host+tpm2) ;; *) die "--with-key: auto, host, tpm2 or host+tpm2" ;; esac
+pip_source=()
+if [[ -n $wheelhouse ]]; then
+  [[ -d $wheelhouse ]] || die "--wheelhouse: $wheelhouse is not a directory"
+  pip_source=(--no-index --find-links "$(realpath "$wheelhouse")")
+  APT_PACKAGES=(python3-venv) # wheels only: nothing to compile
+fi
 
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo $0)"
 if [[ -n $ROOT ]]; then
@@ -53,6 +62,21 @@ fi
 command -v systemd-creds >/dev/null || die "systemd-creds not found: totpd needs systemd 250 or newer (Debian 12)"
 systemd_version=$(systemctl --version | awk 'NR == 1 { print $2 }')
 ((systemd_version >= 250)) || die "systemd $systemd_version is too old: totpd needs 250 or newer"
+
+# systemd-creds' own "auto" (systemd 252) seals to the TPM2 only when the firmware announced
+# one (UEFI): a TPM2 the kernel drives without that (a TPM module on a Raspberry Pi, a BIOS
+# machine, a VM booted without UEFI) would be left out without a word. Use it whenever the
+# kernel and systemd can.
+tpm2_usable() {
+  local support
+  support=$(systemd-creds has-tpm2 2>/dev/null) || true
+  ! systemd-detect-virt --quiet --container &&
+    grep -qx '+driver' <<<"$support" && grep -qx '+system' <<<"$support" &&
+    grep -qx '+subsystem' <<<"$support"
+}
+if [[ $with_key == auto && -z $ROOT ]] && tpm2_usable; then
+  with_key=host+tpm2
+fi
 
 # 1. Debian packages needed to build the Python dependencies (systemd-python, argon2-cffi).
 if ((apt)); then
@@ -85,9 +109,10 @@ if ((venv)); then
   case $(dpkg --print-architecture) in armhf | armel) lock=$SOURCE/requirements/lock-core.txt ;; esac
   [[ -x $ROOT$PREFIX/venv/bin/python ]] || python3 -m venv "$ROOT$PREFIX/venv"
   pip=("$ROOT$PREFIX/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps)
-  "${pip[@]}" --require-hashes -r "$SOURCE/requirements/build.txt"
-  "${pip[@]}" --require-hashes --no-build-isolation -r "$lock"
-  "${pip[@]}" --no-build-isolation --upgrade "$SOURCE"
+  # Offline (--wheelhouse), every package comes from the wheels in DIR, hashes still checked.
+  "${pip[@]}" "${pip_source[@]}" --require-hashes -r "$SOURCE/requirements/build.txt"
+  "${pip[@]}" "${pip_source[@]}" --require-hashes --no-build-isolation -r "$lock"
+  "${pip[@]}" "${pip_source[@]}" --no-build-isolation --upgrade "$SOURCE"
   # ProtectSystem=strict keeps /opt read-only for the service: compile bytecode now.
   "$ROOT$PREFIX/venv/bin/python" -m compileall -q "$ROOT$PREFIX/venv/lib" >/dev/null || true
 fi

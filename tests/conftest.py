@@ -49,6 +49,15 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
         lambda: bool(ctypes.util.find_library("seccomp") and shutil.which("systemd-analyze")),
         "libseccomp and systemd-analyze (scripts/setup installs systemd)",
     ),
+    "vm": (
+        lambda: (
+            os.geteuid() == 0
+            and all(
+                shutil.which(t) for t in ("qemu-system-x86_64", "qemu-img", "swtpm", "mmdebstrap")
+            )
+        ),
+        "root, QEMU, swtpm and mmdebstrap (tests/vm/setup-host, which make test-vm runs)",
+    ),
 }
 
 
