@@ -63,21 +63,6 @@ command -v systemd-creds >/dev/null || die "systemd-creds not found: totpd needs
 systemd_version=$(systemctl --version | awk 'NR == 1 { print $2 }')
 ((systemd_version >= 250)) || die "systemd $systemd_version is too old: totpd needs 250 or newer"
 
-# systemd-creds' own "auto" (systemd 252) seals to the TPM2 only when the firmware announced
-# one (UEFI): a TPM2 the kernel drives without that (a TPM module on a Raspberry Pi, a BIOS
-# machine, a VM booted without UEFI) would be left out without a word. Use it whenever the
-# kernel and systemd can.
-tpm2_usable() {
-  local support
-  support=$(systemd-creds has-tpm2 2>/dev/null) || true
-  ! systemd-detect-virt --quiet --container &&
-    grep -qx '+driver' <<<"$support" && grep -qx '+system' <<<"$support" &&
-    grep -qx '+subsystem' <<<"$support"
-}
-if [[ $with_key == auto && -z $ROOT ]] && tpm2_usable; then
-  with_key=host+tpm2
-fi
-
 # 1. Debian packages needed to build the Python dependencies (systemd-python, argon2-cffi).
 if ((apt)); then
   missing=()

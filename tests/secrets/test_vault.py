@@ -339,6 +339,7 @@ def test_init_seals_the_key_and_keeps_every_seed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     cred = tmp_path / "credstore" / f"{CREDENTIAL}.cred"
     assert f"LoadCredentialEncrypted={CREDENTIAL}:{cred}" in result.stdout
+    assert f"sealed vault key written to {cred} (key: host)" in result.stdout
     assert "re-encrypted" in result.stdout
     assert cred.stat().st_mode & 0o777 == 0o600
     assert not embedded.exists()

@@ -19,7 +19,7 @@ def cmd_secrets_init(args: argparse.Namespace, config: Config) -> int:
     from totpd.secrets.provision import init_sealed_key
 
     sealed = init_sealed_key(config, args.output, args.with_key, args.force)
-    echo(f"sealed vault key written to {sealed.path}")
+    echo(f"sealed vault key written to {sealed.path} (key: {sealed.with_key})")
     if sealed.entries:
         echo(f"vault re-encrypted with the new key ({sealed.entries} entries)")
     if sealed.removed_key_file is not None:

@@ -16,6 +16,11 @@ from totpd.errors import SecretStoreError
 SYSTEMD_CREDS = "systemd-creds"
 WITH_KEY_CHOICES = ("auto", "host", "tpm2", "host+tpm2")
 TIMEOUT_S = 120  # a TPM2 can take seconds per operation; a hung one must not hang the CLI
+# systemd-creds' own "auto" (systemd 252) seals to a TPM2 only when the UEFI firmware announced
+# it: a TPM2 the kernel drives without that (a TPM module on a Raspberry Pi, a BIOS machine, a VM
+# booted without UEFI) is left out without a word, and the sealed key then opens on any copy of
+# the disk. These three features are what sealing to it needs; the firmware's is not.
+_TPM2_NEEDS = {"+driver", "+system", "+subsystem"}
 # Harmless notices systemd-creds prints on hosts whose credential secret is not on encrypted media.
 _NOISE = ("is not located on encrypted media",)
 
@@ -56,8 +61,40 @@ def _run(arguments: list[str], stdin: bytes, what: str) -> bytes:
     return done.stdout
 
 
+def tpm2_usable(has_tpm2_report: str, in_container: bool) -> bool:
+    """Whether `systemd-creds has-tpm2`'s report (one +/-feature a line) shows a TPM2 that the
+    kernel drives and systemd supports, outside a container."""
+    features = set(has_tpm2_report.split())
+    return not in_container and _TPM2_NEEDS <= features
+
+
+def choose_key(with_key: str) -> str:
+    """The key to seal with: "auto" is host+tpm2 whenever this host can use a TPM2, as
+    totpd-seal-credentials chooses; any other choice stands."""
+    if with_key != "auto":
+        return with_key
+    # has-tpm2 exits non-zero unless every part is there, the firmware's included: its report
+    # is what counts.
+    report = _probe([_systemd_creds(), "has-tpm2"])
+    detect_virt = shutil.which("systemd-detect-virt")
+    container = _probe([detect_virt, "--container"]).strip() if detect_virt else "none"
+    return "host+tpm2" if tpm2_usable(report, container not in ("", "none")) else "auto"
+
+
+def _probe(command: list[str]) -> str:
+    """The standard output of a command that reports (its exit status says little)."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed programs, no shell, no secret
+            command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SecretStoreError(f"cannot run {command[0]}: {exc}") from None
+    return done.stdout
+
+
 def seal(secret: bytes, name: str, with_key: str = "auto") -> bytes:
-    """Encrypt `secret` as the systemd credential `name`; returns the .cred file's content."""
+    """Encrypt `secret` as the systemd credential `name` with the key `with_key` (after
+    `choose_key`); returns the .cred file's content."""
     if with_key not in WITH_KEY_CHOICES:
         raise SecretStoreError(f"--with-key must be one of {', '.join(WITH_KEY_CHOICES)}")
     return _run(

@@ -1,7 +1,8 @@
 """`totpd secrets init`: a fresh vault key, sealed to this host, and the unit lines to load it.
 
-The key is sealed with `systemd-creds encrypt --with-key=auto` (to the TPM2 chip when the host
-has one, to the host key otherwise) and checked by unsealing it before anything is written.
+The key is sealed with `systemd-creds encrypt` (to the TPM2 chip and the host key whenever the
+host can use a TPM2, to the host key otherwise: `credential.choose_key`) and checked by
+unsealing it before anything is written.
 An existing vault is re-encrypted under the new key, so moving from the embedded
 development key to a sealed one keeps every seed; the unsealed key file is then removed.
 
@@ -20,7 +21,7 @@ from totpd.config import Config
 from totpd.errors import SecretStoreError
 from totpd.files import file_version, write_atomic
 from totpd.privileges import as_root
-from totpd.secrets.credential import seal, unseal_bytes
+from totpd.secrets.credential import choose_key, seal, unseal_bytes
 from totpd.secrets.key import CREDSTORE_DIR, embedded_key_path, sealed_key_path
 from totpd.secrets.vault import KEY_BYTES, VaultKeyring, open_vault, vault_path
 
@@ -31,6 +32,7 @@ class SealedKey:
 
     path: Path
     credential: str
+    with_key: str  # what sealed it: host+tpm2, host, tpm2, or systemd-creds' own auto
     entries: int
     found_by_config: bool
     removed_key_file: Path | None
@@ -79,6 +81,7 @@ def init_sealed_key(
     vault = open_vault(config) if file_version(vault_path(config)) is not None else None
     new_key = secrets.token_bytes(KEY_BYTES)
     with as_root():  # the host key (/var/lib/systemd/credential.secret) and the TPM are root's
+        with_key = choose_key(with_key)
         sealed = seal(new_key, name, with_key)
         unsealed = unseal_bytes(sealed, name, f"checking the sealed key for {path}")
     if unsealed != new_key:
@@ -95,4 +98,4 @@ def init_sealed_key(
         VaultKeyring(vault_path(config), new_key, str(path)).entries()
         embedded.unlink()
         removed = embedded
-    return SealedKey(path, name, entries, found_by_config, removed)
+    return SealedKey(path, name, with_key, entries, found_by_config, removed)
