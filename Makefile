@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test test-vm lint fmt bench clean lock deb test-deb test-deb-amd64 test-armhf
+.PHONY: setup demo test test-vm lint fmt bench clean lock deb deb-amd64 test-deb test-deb-amd64 test-armhf
 
 # What each use needs, and no more: the demo only the runtime (scripts/setup says what).
 setup:
@@ -23,8 +23,9 @@ fmt: setup
 test: lint
 	$(VENV)/pytest -m "not vm and not deb" --cov --cov-report=term:skip-covered
 
-# The real-machine test: a Debian 12 VM with systemd and a TPM2 installs and runs totpd.
-test-vm: setup
+# The real-machine test: a Debian 12 VM with systemd and a TPM2 installs the amd64 package
+# and runs totpd under its unit (as root; docs/development.md).
+test-vm: setup deb-amd64
 	tests/vm/setup-host
 	$(VENV)/pytest -m vm -p no:cacheprovider tests/vm
 
@@ -40,9 +41,12 @@ deb:
 test-deb: setup deb
 	$(VENV)/pytest -m deb -p no:cacheprovider tests/test_deb.py
 
-# The amd64 half alone (no emulation): the one that fits in CI.
-test-deb-amd64: setup
+# dist/totpd_<version>_amd64.deb alone, once per make run (test-vm and test-deb-amd64 need it).
+deb-amd64:
 	packaging/build-deb amd64
+
+# The amd64 half alone (no emulation): the one that fits in CI.
+test-deb-amd64: setup deb-amd64
 	$(VENV)/pytest -m deb -k "not arm64" -p no:cacheprovider tests/test_deb.py
 
 # Raspberry Pi OS 32-bit: the core from the hashed lock, and its tests, in an armhf chroot.

@@ -108,6 +108,21 @@ def test_units_and_sysusers_tmpfiles_ship_unchanged(data: Path) -> None:
     assert (data / "usr/sbin/totpd-admin").stat().st_mode & 0o777 == 0o755
 
 
+def test_the_units_documentation_and_the_guides_examples_ship(data: Path) -> None:
+    """What the unit's Documentation= names, and the files the deployment guide installs from
+    deploy/ (Caddy, drop-ins, Prometheus, Grafana), under /opt/totpd as in a checkout."""
+    service = (DEPLOY / "totpd.service").read_text()
+    links = re.findall(r"^Documentation=(.+)$", service, re.MULTILINE)
+    pages = [u.removeprefix("file://") for v in links for u in v.split() if u.startswith("file:")]
+    assert "/opt/totpd/docs/deploying.md" in pages
+    examples = ["Caddyfile", "dropins/notify.conf", "dropins/private-network.conf"]
+    examples += ["prometheus/totpd-rules.yml", "grafana/totpd.json"]
+    wanted = [*pages, *(f"/opt/totpd/deploy/{name}" for name in examples)]
+    assert [page for page in wanted if not (data / page.lstrip("/")).is_file()] == []
+    shipped = data / "opt/totpd/deploy/Caddyfile"
+    assert shipped.read_text() == (DEPLOY / "Caddyfile").read_text()
+
+
 def test_man_pages_render_and_cover_every_command(data: Path) -> None:
     page = gzip.decompress((data / "usr/share/man/man1/totpd.1.gz").read_bytes()).decode()
     (data / "totpd.1").write_text(page)

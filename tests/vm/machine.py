@@ -1,5 +1,6 @@
-"""The host's side of `make test-vm`: the cached guest image, the wheelhouse the guest installs
-from, the checkouts it installs, and booting the guest under QEMU with a swtpm TPM2.
+"""The host's side of `make test-vm`: the cached guest image, the Debian packages the guest
+installs (the one `make deb` built, and a newer build of it for the upgrade), and booting the
+guest under QEMU with a swtpm TPM2.
 
 One `Machine` is one disk (a qcow2 overlay over the cached image, so every boot of a test run
 sees what the previous one left) and any number of TPM states. Each boot runs one phase of
@@ -10,9 +11,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import tomllib
@@ -27,8 +28,6 @@ PROJECT = HERE.parent.parent
 ACCEL = os.environ.get("TOTPD_VM_ACCEL", "tcg")
 MEMORY_MIB = 2048
 CPUS = 2
-# Copied into the guest's checkout: what `git ls-files` lists, never caches or the venv.
-SKIP_PARTS = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 
 def cache_dir() -> Path:
@@ -77,70 +76,71 @@ def run(*command: str | Path, timeout_s: float = 1800) -> str:
     return done.stdout
 
 
-def image() -> Path:
-    """The cached guest image (kernel, initrd, disk.raw), built when its inputs changed."""
-    return Path(run(HERE / "build-image").strip().splitlines()[-1])
+def package() -> Path:
+    """dist/totpd_<version>_amd64.deb, which `make test-vm` builds first (packaging/build-deb)."""
+    version = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["version"]
+    deb = PROJECT / "dist" / f"totpd_{version}_amd64.deb"
+    if not deb.is_file():
+        raise RuntimeError(
+            f"{deb} is missing: `make test-vm` builds it (packaging/build-deb amd64)"
+        )
+    return deb
 
 
-def _dependencies() -> list[str]:
-    """What pip needs to install totpd from a checkout: its dependencies and build backend."""
-    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())
-    return [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+def image(deb: Path) -> Path:
+    """The cached guest image (kernel, initrd, disk.raw) for installing `deb`, built when its
+    inputs changed."""
+    return Path(run(HERE / "build-image", deb).strip().splitlines()[-1])
 
 
-def wheelhouse(dest: Path) -> Path:
-    """Wheels of every dependency of totpd (and of its build), for an offline install.
+def newer_package(deb: Path, dest: Path, label: str) -> Path:
+    """`deb` again as a newer build, version V+label (dpkg and PEP 440 both order it after V),
+    in `dest`: the version in the control file and in the Python package's metadata (what
+    `totpd_build_info` reports), "label" in its build line (`totpd --version`), and one more
+    comment line in the config, a conffile, which the admin has changed in the meantime.
+    Repacked with dpkg-deb, gzip at its fastest: the package is built once per run."""
+    tree = dest / "newer-tree"
+    run("dpkg-deb", "--raw-extract", deb, tree)
+    control = tree / "DEBIAN" / "control"
+    version = re.search(r"^Version: (\S+)$", control.read_text(), re.M)
+    assert version, control.read_text()
+    newer = f"{version[1]}+{label}"
+    _replace(control, f"Version: {version[1]}\n", f"Version: {newer}\n")
+    (metadata,) = tree.glob("opt/totpd/venv/lib/python3*/site-packages/totpd-*.dist-info/METADATA")
+    _replace(metadata, f"\nVersion: {version[1]}\n", f"\nVersion: {newer}\n")
+    (build,) = tree.glob("opt/totpd/venv/lib/python3*/site-packages/totpd/BUILD")
+    build.write_text(build.read_text().strip() + f", {label}\n")
+    config = tree / "etc/totpd/totpd.toml"
+    config.write_text(config.read_text() + f"\n# totpd {newer}\n")
+    _rewrite_md5sums(tree, [metadata, build])
+    newer_deb = dest / deb.name.replace(f"_{version[1]}_", f"_{newer}_")
+    run("dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", tree, newer_deb)
+    shutil.rmtree(tree)
+    return newer_deb
 
-    Cached by the dependency list: a code change reuses them. systemd-python has no wheel on
-    PyPI; it is built here, on a host of the same Debian release and Python as the guest.
-    """
-    requirements = _dependencies()
-    key = json.dumps([requirements, sys.version_info[:2]]).encode()
-    cached = cache_dir() / f"wheels-{hashlib.sha256(key).hexdigest()[:16]}"
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with (cache_dir() / "wheels.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others reuse it
-        if not cached.is_dir():
-            _build_wheels(cached, requirements)
-    shutil.copytree(cached, dest)
-    return dest
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
 
 
-def _build_wheels(cached: Path, requirements: list[str]) -> None:
-    for stale in cached.parent.glob("wheels-*"):  # of an older dependency list
-        shutil.rmtree(stale, ignore_errors=True)
-    building = cached.with_name(cached.name + ".new")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    run(*pip, "wheel", "--quiet", "--wheel-dir", building, *requirements)
-    building.rename(cached)
-
-
-def checkout(dest: Path, local_version: str = "") -> Path:
-    """A tarball of this checkout's files as a sysadmin would have them (git's view,
-    uncommitted changes included): one file crosses the 9p share much faster than hundreds.
-    With `local_version`, the copy is a newer build: its version gets a PEP 440 local label
-    (0.1.0 -> 0.1.0+LABEL). Returns the tarball, `dest` with ".tar" appended."""
-    listed = run(
-        "git", "-C", PROJECT, "ls-files", "--cached", "--others", "--exclude-standard", "-z"
-    )
-    for name in filter(None, listed.split("\0")):
-        source = PROJECT / name
-        if not source.is_file() or SKIP_PARTS & set(Path(name).parts):
-            continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    if local_version:  # pyproject.toml holds totpd's one version
-        pyproject = dest / "pyproject.toml"
-        text = pyproject.read_text()
-        version = tomllib.loads(text)["project"]["version"]
-        line = f'version = "{version}"'
-        assert line in text, f"no {line} in {pyproject}"
-        pyproject.write_text(text.replace(line, f'version = "{version}+{local_version}"', 1))
-    tarball = dest.with_name(dest.name + ".tar")
-    run("tar", "-C", dest.parent, "-cf", tarball, dest.name)
-    shutil.rmtree(dest)
-    return tarball
+def _rewrite_md5sums(tree: Path, changed: list[Path]) -> None:
+    """DEBIAN/md5sums with the sums of the changed files (dpkg --verify checks them)."""
+    md5sums = tree / "DEBIAN" / "md5sums"
+    # MD5 is what dpkg's md5sums format holds (a check for damage, not a security measure).
+    sums = {
+        str(path.relative_to(tree)): hashlib.md5(
+            path.read_bytes(), usedforsecurity=False
+        ).hexdigest()
+        for path in changed
+    }
+    lines = []
+    for line in md5sums.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        lines.append(f"{sums.pop(name, digest)}  {name}")
+    assert not sums, f"not in md5sums: {sorted(sums)}"
+    md5sums.write_text("\n".join(lines) + "\n")
 
 
 @dataclass
