@@ -1,4 +1,5 @@
-"""Whether the kernel says the clock is synchronized: reported, never obeyed.
+"""Whether the kernel says the clock is synchronized: reported, never obeyed; and how long a
+webhook may have waited for this daemon to start.
 
 The clock that decides is Vonage's: a webhook whose signed `iat` disagrees with the local
 clock reads no code (totpd.web). The kernel's flag (adjtimex(2)'s STA_UNSYNC, cleared by an
@@ -13,11 +14,16 @@ synchronization after boot, answers instead.
 import ctypes
 import ctypes.util
 import errno
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 STA_UNSYNC = 0x0040  # <linux/timex.h>
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
+# Webhooks read this long after the daemon began serving may still come from the socket's
+# queue of its start-up.
+QUEUE_DRAIN_S = 10.0
 
 
 class _Timex(ctypes.Structure):
@@ -56,3 +62,40 @@ def kernel_sync() -> ClockSync:
         TIMESYNCD_FLAG.exists(),
         f"systemd-timesyncd ({TIMESYNCD_FLAG}; adjtimex is refused here)",
     )
+
+
+@dataclass
+class StartupWait:
+    """How much older than its signed iat a webhook may look because it waited in the socket's
+    queue while this daemon started: socket activation (the first webhook starts it), or a
+    restart with totpd.socket holding the port. That is at most the time since the process
+    began, and it is forgiven on the ahead side of the clock check (a clock behind is never
+    excused), only until QUEUE_DRAIN_S after serving began. Nothing is forgiven outside the
+    daemon (`began_s` None). Times are time.monotonic()'s: setting the wall clock moves none.
+    """
+
+    began_s: float | None = None  # when the process was started (systemd forks it)
+    serving_s: float | None = None  # when every listener accepted connections
+
+    @classmethod
+    def of_this_process(cls) -> "StartupWait":
+        """Started when this process was (/proc/self/stat), not yet serving."""
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        age_s = time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
+        return cls(began_s=time.monotonic() - max(age_s, 0.0))
+
+    def serving(self) -> None:
+        """Every listener accepts connections now: the queue drains from here."""
+        self.serving_s = time.monotonic()
+
+    def allowance_s(self) -> float:
+        """The seconds a webhook read now may have waited for the daemon to start."""
+        if self.began_s is None:
+            return 0.0
+        now_s = time.monotonic()
+        if self.serving_s is None:
+            return now_s - self.began_s
+        if now_s - self.serving_s > QUEUE_DRAIN_S:
+            return 0.0
+        return self.serving_s - self.began_s

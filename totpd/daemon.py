@@ -216,6 +216,10 @@ async def run(config: Config) -> None:
     for warning in config_warnings(config):
         log.warning(warning)
     services = open_services(config)
+    try:
+        services.startup = clock.StartupWait.of_this_process()
+    except (OSError, ValueError, IndexError) as exc:  # no /proc: nothing is forgiven
+        log.warning("cannot tell when this process started: %s", exc)
     runners: list[web.BaseRunner] = []
     made: list[BoundSocket] = []
     tasks: list[asyncio.Task[None]] = []
@@ -253,6 +257,7 @@ async def run(config: Config) -> None:
         tasks.append(loop.create_task(systemd.watchdog()))
         tasks.append(loop.create_task(_report_status(services)))
         _tune_garbage_collector()
+        services.startup.serving()
         systemd.notify_ready(await _status(services))
         await stop.wait()
         systemd.notify_stopping(f"draining in-flight webhooks (up to {DRAIN_S:.0f} s)")

@@ -5,6 +5,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from totpd.clock import StartupWait
 from totpd.config import Config
 from totpd.lockout import CallerClass, Lockout, LockState, global_window
 from totpd.metrics import Metrics, create_metrics
@@ -36,6 +37,7 @@ class Services:
     metrics: Metrics = field(default_factory=create_metrics)
     notifier: Notifier = field(default_factory=Notifier)  # started and stopped by the daemon
     clock: Callable[[], float] = time.time
+    startup: StartupWait = field(default_factory=StartupWait)  # the daemon fills it in
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:

@@ -64,8 +64,7 @@ def _run(arguments: list[str], stdin: bytes, what: str) -> bytes:
 def tpm2_usable(has_tpm2_report: str, in_container: bool) -> bool:
     """Whether `systemd-creds has-tpm2`'s report (one +/-feature a line) shows a TPM2 that the
     kernel drives and systemd supports, outside a container."""
-    features = set(has_tpm2_report.split())
-    return not in_container and _TPM2_NEEDS <= features
+    return not in_container and _TPM2_NEEDS.issubset(has_tpm2_report.split())
 
 
 def choose_key(with_key: str) -> str:
