@@ -30,11 +30,12 @@ from totpd.errors import (
 )
 from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
 from totpd.listener import JSON, Listener, Refusals, Response, Throttle, json_response
-from totpd.lockout import CallerClass, classify
+from totpd.lockout import CallerClass, Layer, classify
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.otp import Kind, Reading, reading_at
 from totpd.roster import Roster
 from totpd.services import Services
+from totpd.users import User
 
 log = logging.getLogger("totpd.web")
 audit = logging.getLogger("totpd.audit")
@@ -154,7 +155,11 @@ class Webhooks:
         services = self.services
         services.metrics.clock_refusals.inc()
         held = self._clock_log.admit("clock")
-        if held is not None:
+        if held is not None:  # the owner is told as often as the journal
+            limit_s = services.config.vonage.max_clock_disagreement_s
+            services.notifier.send(
+                Event(EventKind.CLOCK, services.clock(), skew_s=skew_s, limit=limit_s, repeats=held)
+            )
             log.warning(
                 "clock untrusted: local time minus the webhook's signed iat is %+.0f s, more"
                 " than vonage.max_clock_disagreement_s = %d; no code read, no PIN checked"
@@ -321,9 +326,12 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
 
     An attempt that cannot succeed (a keypad number nobody has, or a caller not on the user's
     allowlist) is counted like any other but never meets the user's hash. Every refusal (that
-    one, a locked window, storage that cannot count) is checked against the dummy hash in the
-    same thread pool: it takes as long as a wrong PIN, so a lockout, an allowlist or a user that
-    does not exist cannot be heard in the time the answer takes.
+    one, a locked window or a frozen user, storage that cannot count) is checked against the
+    dummy hash in the same thread pool: it takes as long as a wrong PIN, so a lockout, an
+    allowlist or a user that does not exist cannot be heard in the time the answer takes.
+
+    The user's duress PIN is a wrong PIN to the caller and to the lockout; what else it does
+    (`_duress`) happens while Argon2 checks the PIN hash, so it costs the answer no time.
     """
     metrics = services.metrics
     lockout = services.lockout
@@ -347,7 +355,13 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
             call, PinChecked(PinVerdict.LOCKED), caller_class, layer=admission.refused_by
         )
     counted_s = time.perf_counter() - started_s
-    check = await services.pins.verify(user.pin_hash if allowed and user else None, pin)
+    checked = user if allowed else None
+    check = await services.pins.check(
+        checked.pin_hash if checked else None,
+        checked.duress_hash if checked else None,
+        pin,
+        lambda: _duress(services, call, checked),
+    )
     if check.ok and user is not None:
         await lockout.give_back(admission)
         if check.new_hash:
@@ -370,14 +384,52 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     for state in tripped:
         services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
     verdict = PinVerdict.CALLER_NOT_ALLOWED if refused_by == "allowlist" else PinVerdict.WRONG
-    return _pin_logged(call, PinChecked(verdict), caller_class)
+    return _pin_logged(
+        call, PinChecked(PinVerdict.DURESS if check.duress else verdict), caller_class
+    )
+
+
+async def _duress(services: Services, call: Call, user: User | None) -> None:
+    """The user's duress PIN was entered: count it, freeze her codes if she asked for that,
+    and tell the owner, urgently. Runs while Argon2 verifies the PIN hash (PinHasher.check)."""
+    if user is None:
+        return
+    services.metrics.duress.inc()
+    frozen = False
+    if user.duress_freezes:
+        try:
+            if await services.lockout.freeze(user.name):
+                # Not Lockout.report(): reading every window would outlast the Argon2 check
+                # this hides in. The next report counts them all again.
+                services.metrics.lockouts_active.labels(Layer.FROZEN, "any").inc()
+            frozen = True
+        except LockoutUnavailable as exc:
+            log.error("user %r not frozen: %s", user.name, exc)
+    log.warning(
+        "duress PIN of user %r entered from %s%s",
+        user.name,
+        call.caller or "withheld",
+        f"; no PIN of hers is accepted until `totpd unlock --user {user.name}`" if frozen else "",
+        extra={
+            "fields": {
+                "CALL_UUID": call.uuid,
+                "USER": user.name,
+                "CALLER": call.caller or "withheld",
+                "OUTCOME": "duress",
+                "FROZEN": "yes" if frozen else "no",
+            }
+        },
+    )
+    services.notifier.send(
+        Event(EventKind.DURESS, services.clock(), user.name, call.caller, frozen=frozen)
+    )
 
 
 async def _refuse_in_time(services: Services, pin: str, started_s: float) -> None:
-    """Spend on a refusal what a wrong PIN costs: the dummy Argon2 check, in the same thread
-    pool, and what counting and recording an attempt has lately cost the storage (fsyncs a
-    refusal does not make)."""
-    await services.pins.verify(None, pin)
+    """Spend on a refusal what a wrong PIN costs: the same two Argon2 verifications (against
+    the dummy hash), in the same thread pool, and what counting and recording an attempt has
+    lately cost the storage (fsyncs a refusal does not make)."""
+    await services.pins.check(None, None, pin)
     storage_s = services.lockout.counting_cost_s - (time.perf_counter() - started_s)
     await asyncio.sleep(max(0.0, storage_s))
 
