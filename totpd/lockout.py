@@ -60,7 +60,7 @@ class Layer(StrEnum):
     GLOBAL = "global"
     CALLER = "caller"
     USER = "user"
-    FROZEN = "frozen"  # a user whose duress PIN froze her codes (per user, no class)
+    FROZEN = "frozen"  # a user whose duress PIN froze the codes (per user, no class)
 
 
 class CallerClass(StrEnum):
@@ -301,8 +301,8 @@ class Lockout:
                 return
 
     async def freeze(self, user: str) -> bool:
-        """Freeze `user`: from now on every PIN of hers is refused before it is checked, until
-        an admin clears it. False when she was frozen already; LockoutUnavailable when it
+        """Freeze `user`: from now on every PIN for that user is refused before it is checked, until
+        an admin clears it. False when the user was frozen already; LockoutUnavailable when it
         cannot be recorded."""
         window = self._frozen(user)
         try:
@@ -401,7 +401,7 @@ class Lockout:
         user: str | None = None,
         global_class: CallerClass | None = None,
     ) -> list[LockState]:
-        """Clear one caller's, one user's (both classes, and her freeze) and/or one class's
+        """Clear one caller's, one user's (both classes, and a freeze) and/or one class's
         global window; or, when none is given, every window of every scope.
 
         Returns what was on record before in the windows cleared.

@@ -67,7 +67,7 @@ def create_metrics() -> Metrics:
             "totpd_pin_failures",
             "PIN entries refused, by what refused them (pin = a wrong PIN checked against a"
             " user's hash; allowlist, no_user = never checked, it could not succeed; frozen ="
-            " the user's duress PIN froze her codes) and the caller's class (listed, unlisted)",
+            " the user's duress PIN froze the codes) and the caller's class (listed, unlisted)",
             ["layer", "class"],
             registry=registry,
         ),

@@ -390,7 +390,7 @@ async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
 
 
 async def _duress(services: Services, call: Call, user: User | None) -> None:
-    """The user's duress PIN was entered: count it, freeze her codes if she asked for that,
+    """The user's duress PIN was entered: count it, freeze the user's codes if so set,
     and tell the owner, urgently. Runs while Argon2 verifies the PIN hash (PinHasher.check)."""
     if user is None:
         return
@@ -409,7 +409,9 @@ async def _duress(services: Services, call: Call, user: User | None) -> None:
         "duress PIN of user %r entered from %s%s",
         user.name,
         call.caller or "withheld",
-        f"; no PIN of hers is accepted until `totpd unlock --user {user.name}`" if frozen else "",
+        f"; no PIN of {user.name}'s is accepted until `totpd unlock --user {user.name}`"
+        if frozen
+        else "",
         extra={
             "fields": {
                 "CALL_UUID": call.uuid,

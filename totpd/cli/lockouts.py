@@ -60,7 +60,7 @@ def register(commands: Commands) -> None:
     unlock.add_argument(
         "--user",
         metavar="NAME",
-        help="only this user (both classes, and a freeze by her duress PIN)",
+        help="only this user (both classes, and a freeze by the duress PIN)",
     )
     unlock.add_argument(
         "--global",
