@@ -126,6 +126,15 @@ def test_three_wrong_pins_end_the_call() -> None:
     ]
 
 
+def test_a_duress_pin_is_one_more_wrong_pin_to_the_call() -> None:
+    duress = PinChecked(PinVerdict.DURESS)
+    assert transcript("alice", [duress, WRONG, duress]) == transcript("alice", [WRONG] * 3)
+    assert transcript("alice", [duress, ACCEPTED_ONE])[2].startswith("Your GitHub code is")
+    assert transcript(None, [UserEntered("bob"), duress])[-2] == (
+        "That PIN was not accepted. Please enter your user number, then press hash."
+    )
+
+
 def test_attempt_cap_is_configurable() -> None:
     assert transcript("alice", [WRONG], max_attempts=1)[-2:] == [
         "That PIN was not accepted. Goodbye.",

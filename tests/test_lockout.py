@@ -146,3 +146,37 @@ async def test_unlock_of_one_global_window_leaves_the_other(tmp_path: Path) -> N
     assert (await lockout.admit("447700900003", "bob")).refused_by is None
     listed = await lockout.admit("447700900004", "alice", CallerClass.LISTED)
     assert listed.refused_by is Layer.GLOBAL
+
+
+async def test_a_freeze_outlives_a_restart_and_only_unlock_user_or_everything_ends_it(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "state"
+    lockout = open_lockout(state_dir)
+    assert await lockout.freeze("alice")
+    assert not await lockout.freeze("alice")  # frozen already: nothing more recorded
+    restarted = open_lockout(state_dir)  # a new daemon replays the journal
+    assert (await restarted.admit(CALLER, "alice")).refused_by is Layer.FROZEN
+    assert (await restarted.admit(CALLER, "bob")).refused_by is None  # bob is not frozen
+    await restarted.unlock(caller=CALLER, global_class=CallerClass.UNLISTED)
+    assert (await restarted.admit(CALLER, "alice")).refused_by is Layer.FROZEN
+    [frozen] = [s for s in await restarted.status() if s.layer is Layer.FROZEN]
+    assert frozen.locked
+    assert time.time() - 60 < frozen.since_s <= time.time()
+    assert frozen.describe().startswith("user alice: frozen by the duress PIN since ")
+    cleared = await restarted.unlock(user="alice")
+    assert Layer.FROZEN in {s.layer for s in cleared}
+    assert (await restarted.admit(CALLER, "alice")).refused_by is None
+    await restarted.freeze("alice")
+    await restarted.unlock()
+    assert await restarted.status() == []
+
+
+async def test_a_frozen_users_attempts_are_refused_before_anything_is_counted(
+    tmp_path: Path,
+) -> None:
+    lockout = open_lockout(tmp_path / "state")
+    await lockout.freeze("alice")
+    for _ in range(20):
+        assert (await lockout.admit(CALLER, "alice")).refused_by is Layer.FROZEN
+    assert {s.layer for s in await lockout.status()} == {Layer.FROZEN}

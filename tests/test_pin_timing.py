@@ -128,3 +128,81 @@ async def test_every_refusal_takes_as_long_as_a_checked_wrong_pin(open_app: Open
         for kind, found in times.items()
     }
     assert all(abs(ratio - 1) < TOLERANCE for ratio in ratios.values()), ratios
+
+
+DURESS_PIN = "73829164"
+DURESS_ROUNDS = 12
+# Slower still: two verifications of about 0.1 s each, beside which what a duress PIN does
+# while the second one runs (a freeze written, a notification queued) must vanish.
+SLOWER_ARGON2 = SLOW_ARGON2.replace("argon2_time_cost = 10", "argon2_time_cost = 20").replace(
+    "argon2_memory_kib = 8192", "argon2_memory_kib = 12288"
+)
+DURESS_TOLERANCE = 0.25  # one Argon2 verification fewer or more scores 0.5 or 1.5
+# Per round, by keypad hundreds: a user without a duress PIN, one with one, one whose duress PIN
+# freezes her readout, and one frozen before the rounds begin.
+DURESS_USERS = {100: ("", False), 200: ("duress", False), 300: ("duress", True)}
+FROZEN = 400
+
+
+def add_duress_users(services: Services) -> None:
+    """The users of DURESS_USERS and FROZEN, DURESS_ROUNDS of each; PIN 48291673."""
+    pin_hash = services.pins.hash("48291673")
+    duress_hash = services.pins.hash(DURESS_PIN)
+    kinds = {**DURESS_USERS, FROZEN: ("duress", True)}
+
+    def change(roster):  # type: ignore[no-untyped-def]
+        for index in range(DURESS_ROUNDS):
+            for hundreds, (duress, freezes) in kinds.items():
+                number = hundreds + index
+                stored = duress_hash if duress else ""
+                user = User(f"d{number}", number, pin_hash, ("github",), (), "", stored, freezes)
+                roster = roster.with_user(user)
+        return roster
+
+    services.roster.update(change)
+
+
+def duress_round(line: Line, index: int) -> dict[str, Callable[[], Awaitable[float]]]:
+    """Round `index`: a wrong PIN and the entries it must not be told apart from."""
+    number = f"4479{index:04d}{{}}"
+    return {
+        "wrong": lambda: timed_pin(line, number.format("5"), str(200 + index)),
+        "wrong, no duress PIN set": lambda: timed_pin(line, number.format("6"), str(100 + index)),
+        "duress": lambda: timed_pin(line, number.format("7"), str(200 + index), DURESS_PIN),
+        "duress that freezes": lambda: timed_pin(
+            line, number.format("8"), str(300 + index), DURESS_PIN
+        ),
+        "right PIN, frozen": lambda: timed_pin(
+            line, number.format("9"), str(FROZEN + index), "48291673"
+        ),
+    }
+
+
+async def test_a_duress_pin_takes_as_long_as_a_wrong_pin(open_app: Opener) -> None:
+    """Also: a wrong PIN takes as long whether or not the user has a duress PIN, and a frozen
+    user's right PIN as long as a wrong one, so neither can be heard either."""
+    services, line = await open_app(
+        pins=SLOWER_ARGON2, per_user="100 per hour", **{"global": "1000 per day"}
+    )
+    add_duress_users(services)
+    for index in range(DURESS_ROUNDS):
+        await timed_pin(line, f"4479100{index:04d}", str(FROZEN + index), DURESS_PIN)
+    times: dict[str, list[float]] = {}
+    for index in range(DURESS_ROUNDS):
+        kinds = duress_round(line, index)
+        order = list(kinds)
+        order = order[index % len(order) :] + order[: index % len(order)]
+        for kind in order:
+            times.setdefault(kind, []).append(await kinds[kind]())
+    assert services.metrics.registry.get_sample_value("totpd_duress_total") == 3 * DURESS_ROUNDS
+    wrong = times.pop("wrong")
+    assert statistics.median(wrong) > 0.1, wrong  # two slow Argon2 verifications
+    ratios = {
+        kind: round(statistics.median(t / w for t, w in zip(found, wrong, strict=True)), 2)
+        for kind, found in times.items()
+    }
+    medians = {
+        kind: round(statistics.median(t) * 1000) for kind, t in [("wrong", wrong), *times.items()]
+    }
+    print(f"\n[duress timing] median ratio to a wrong PIN: {ratios}; medians (ms): {medians}")
+    assert all(abs(ratio - 1) < DURESS_TOLERANCE for ratio in ratios.values()), ratios

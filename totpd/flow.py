@@ -25,6 +25,7 @@ class PinVerdict(StrEnum):
 
     ACCEPTED = "accepted"
     WRONG = "wrong"
+    DURESS = "duress"  # the user's duress PIN: a wrong PIN to the caller, an alarm to the owner
     LOCKED = "locked"
     CALLER_NOT_ALLOWED = "caller_not_allowed"
     UNAVAILABLE = "unavailable"

@@ -17,6 +17,10 @@ crash during Argon2 leaves the attempt counted, and when the storage cannot reco
 is checked at all (LockoutUnavailable). A correct PIN gives its own attempt back (`give_back`)
 and nothing else: it never clears earlier failures, so it does not reset a global window.
 
+A user's duress PIN may also freeze that user (`freeze`): a window of its own, never counted
+into, tested with the others before any PIN is checked, so every PIN of that user, the right
+one too, is refused as a locked-out one is, until an admin clears it (`unlock(user=...)`).
+
 This module is the policy alone. The windows sit behind one seam, totpd.state.WindowStore:
 totpd.state.journal (embedded, persisted in the state directory) or totpd.state.redis (shared
 by replicas). The unlisted windows keep the storage keys every window had before there were
@@ -42,6 +46,8 @@ from totpd.users import User
 WITHHELD = "(withheld)"
 UNKNOWN_USER = "(unknown)"
 EVERYONE = "all"  # the unlisted global window's storage key, as before there were classes
+# A freeze ends when an admin unlocks it; the window has to have a length, so: a long one.
+FREEZE_LIMIT = "1 per 100 years"
 REPORT_EVERY_S = 1.0
 COST_WEIGHT = 0.2  # of the newest sample in the running mean of what counting costs
 
@@ -54,6 +60,7 @@ class Layer(StrEnum):
     GLOBAL = "global"
     CALLER = "caller"
     USER = "user"
+    FROZEN = "frozen"  # a user whose duress PIN froze the codes (per user, no class)
 
 
 class CallerClass(StrEnum):
@@ -76,7 +83,7 @@ class Window:
 
     layer: Layer
     key: str  # the number or WITHHELD; the user name or UNKNOWN_USER; the class, for global
-    caller_class: CallerClass | None  # None for the caller layer
+    caller_class: CallerClass | None  # None for the caller and frozen layers
     scope: str = ""  # "" for the phone; another kind of guess keeps its own (the admin page)
 
     def identifiers(self) -> tuple[str, ...]:
@@ -92,7 +99,9 @@ class Window:
     def describe(self) -> str:
         """What the admin reads: `user alice (listed callers)`, `admin page: caller ...`."""
         where = "admin page: " if self.scope else ""
-        if self.layer is Layer.GLOBAL:
+        if self.layer is Layer.FROZEN:
+            name = f"the freeze of user {self.key}"
+        elif self.layer is Layer.GLOBAL:
             name = f"global ({self.caller_class} callers)" if not self.scope else "global"
         elif self.layer is Layer.USER and not self.scope:
             name = f"user {self.key} ({self.caller_class} callers)"
@@ -123,7 +132,8 @@ class LockState:
     """Attempts on record in one window.
 
     `until_s` is when the window has room again: the end of the lockout when `locked`,
-    otherwise when the oldest attempt stops counting. `storage_key` names the window exactly
+    otherwise when the oldest attempt stops counting. A freeze has no end but an unlock:
+    `since_s` says when it began. `storage_key` names the window exactly
     (`Lockout.unlock_window`).
     """
 
@@ -135,6 +145,7 @@ class LockState:
     caller_class: CallerClass | None = None
     scope: str = ""
     storage_key: str = ""
+    since_s: float = 0.0
 
     @property
     def locked(self) -> bool:
@@ -148,9 +159,15 @@ class LockState:
 
     def describe(self) -> str:
         """One line for the admin, e.g. `caller 447700900001: 3/3 failures, locked until ...`."""
-        until = datetime.fromtimestamp(self.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        if self.layer is Layer.FROZEN:
+            return f"user {self.key}: frozen by the duress PIN since {_local(self.since_s)}"
+        until = _local(self.until_s)
         state = f"locked until {until}" if self.locked else f"open (oldest expires {until})"
         return f"{self.window.describe()}: {self.failures}/{self.limit} failures, {state}"
+
+
+def _local(at_s: float) -> str:
+    return datetime.fromtimestamp(at_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def caller_key(caller: str) -> str:
@@ -203,6 +220,7 @@ class Lockout:
         }
         self._per_caller = limits.parse(config.per_caller)
         self._per_user = limits.parse(config.per_user)
+        self._freeze = limits.parse(FREEZE_LIMIT)
         self._reported_s = float("-inf")
         # What counting and recording a wrong PIN costs the storage, lately (a running mean):
         # a refusal, which writes nothing, is padded to it so that it cannot be heard.
@@ -213,6 +231,8 @@ class Lockout:
         """The limit a window is counted against."""
         if window.layer is Layer.GLOBAL:
             return self._global[window.caller_class or CallerClass.UNLISTED]
+        if window.layer is Layer.FROZEN:
+            return self._freeze
         return self._per_caller if window.layer is Layer.CALLER else self._per_user
 
     def storage_key(self, window: Window) -> str:
@@ -225,6 +245,9 @@ class Lockout:
             Window(Layer.CALLER, caller_key(caller), None, self.scope),
             Window(Layer.USER, user_key(user), caller_class, self.scope),
         ]
+
+    def _frozen(self, user: str) -> Window:
+        return Window(Layer.FROZEN, user_key(user), None, self.scope)
 
     def note_counting_cost(self, seconds: float) -> None:
         """Fold what counting and recording one wrong PIN took into `counting_cost_s`."""
@@ -240,14 +263,15 @@ class Lockout:
         self, caller: str, user: str, caller_class: CallerClass = CallerClass.UNLISTED
     ) -> Admission:
         """Count one PIN attempt in every layer of its class before it is checked, or name the
-        layer that refuses it.
+        layer that refuses it (FROZEN: the user is frozen, and nothing is counted).
 
         Raises LockoutUnavailable when the attempt cannot be recorded: then no PIN is checked.
         """
         windows = self._windows(caller, user, caller_class)
         counted: list[CountedAttempt] = []
         try:
-            for window in windows:  # reads first: a flood while locked out writes nothing
+            # Reads first: a flood while locked out writes nothing. The freeze is only read.
+            for window in [self._frozen(user), *windows]:
                 if not await self._limiter.test(self.limit(window), *window.identifiers()):
                     return Admission(window.layer)
             for window in windows:
@@ -275,6 +299,16 @@ class Lockout:
             except Exception as exc:  # the attempt stays counted: safe, and logged
                 log.error("could not give back a correct PIN's attempt (%s)", type(exc).__name__)
                 return
+
+    async def freeze(self, user: str) -> bool:
+        """Freeze `user`: from now on every PIN for that user is refused before it is checked, until
+        an admin clears it. False when the user was frozen already; LockoutUnavailable when it
+        cannot be recorded."""
+        window = self._frozen(user)
+        try:
+            return await self._limiter.hit(self.limit(window), *window.identifiers())
+        except Exception as exc:
+            raise _unavailable(exc) from None
 
     async def record_failure(self, admission: Admission) -> list[LockState]:
         """The PIN was wrong (already counted): log and return the windows it locked."""
@@ -307,6 +341,7 @@ class Lockout:
         return tripped
 
     def _state(self, window: Window, failures: int, limit: int, until_s: float) -> LockState:
+        frozen = window.layer is Layer.FROZEN
         return LockState(
             window.layer,
             window.key,
@@ -316,6 +351,7 @@ class Lockout:
             window.caller_class,
             window.scope,
             self.storage_key(window),
+            since_s=until_s - self._freeze.get_expiry() if frozen else 0.0,
         )
 
     def _parse(self, storage_key: str) -> Window | None:
@@ -332,7 +368,7 @@ class Lockout:
         elif layer is Layer.USER and (listed or names[1:] == []):
             caller_class = CallerClass.LISTED if listed else CallerClass.UNLISTED
             window = Window(layer, first, caller_class, scope)
-        elif layer is Layer.CALLER and names[1:] == []:
+        elif layer in (Layer.CALLER, Layer.FROZEN) and names[1:] == []:
             window = Window(layer, first, None, scope)
         else:
             return None
@@ -365,8 +401,8 @@ class Lockout:
         user: str | None = None,
         global_class: CallerClass | None = None,
     ) -> list[LockState]:
-        """Clear one caller's, one user's (both classes) and/or one class's global window; or,
-        when none is given, every window of every scope.
+        """Clear one caller's, one user's (both classes, and a freeze) and/or one class's
+        global window; or, when none is given, every window of every scope.
 
         Returns what was on record before in the windows cleared.
         """
@@ -375,6 +411,7 @@ class Lockout:
             targets.append(Window(Layer.CALLER, named_caller_key(caller), None, self.scope))
         if user is not None:
             targets += [Window(Layer.USER, user_key(user), c, self.scope) for c in CallerClass]
+            targets.append(self._frozen(user))
         if global_class is not None:
             targets.append(Window(Layer.GLOBAL, global_class, global_class, self.scope))
         before = await self.status()
@@ -431,8 +468,9 @@ class Lockout:
 
 def publish_locked(set_count: Callable[[Layer, str, int], None], states: list[LockState]) -> None:
     """Set `totpd_lockouts_active{layer, class}` from `states` (the caller layer's windows
-    are per number, whatever the class: `class="any"`)."""
+    are per number and a freeze per user, whatever the class: `class="any"`)."""
     locked = [(s.layer, s.caller_class or "any") for s in states if s.locked]
     for layer in Layer:
-        for label in ["any"] if layer is Layer.CALLER else list(CallerClass):
+        classless = layer in (Layer.CALLER, Layer.FROZEN)
+        for label in ["any"] if classless else list(CallerClass):
             set_count(layer, label, locked.count((layer, label)))

@@ -35,6 +35,7 @@ class Metrics:
     registry: CollectorRegistry
     calls: Counter
     pin_failures: Counter
+    duress: Counter
     lockouts_active: Gauge
     webhook_seconds: Histogram
     webhook_rejected: Counter
@@ -65,9 +66,16 @@ def create_metrics() -> Metrics:
         pin_failures=Counter(
             "totpd_pin_failures",
             "PIN entries refused, by what refused them (pin = a wrong PIN checked against a"
-            " user's hash; allowlist, no_user = never checked, it could not succeed) and the"
-            " caller's class (listed, unlisted)",
+            " user's hash; allowlist, no_user = never checked, it could not succeed; frozen ="
+            " the user's duress PIN froze the codes) and the caller's class (listed, unlisted)",
             ["layer", "class"],
+            registry=registry,
+        ),
+        # No label: which user was coerced is for the owner's notification and the journal,
+        # not for whoever reads the dashboards.
+        duress=Counter(
+            "totpd_duress",
+            "Duress PINs entered (each also counted in totpd_pin_failures_total as layer=pin)",
             registry=registry,
         ),
         lockouts_active=Gauge(

@@ -85,7 +85,8 @@ class Account:
             )
         if not self.label.strip() or len(self.label) > MAX_LABEL_CHARS:
             raise EnrolError(f"spoken label must be 1-{MAX_LABEL_CHARS} characters")
-        object.__setattr__(self, "issuer", strip_unprintable(self.issuer))
+        # Stripped first, then spaced: a dropped character must not leave a stray space behind.
+        object.__setattr__(self, "issuer", " ".join(strip_unprintable(self.issuer).split()))
         if self.algorithm not in ALGORITHMS:
             raise EnrolError(
                 f"unsupported algorithm {self.algorithm!r}; use SHA1, SHA256 or SHA512"

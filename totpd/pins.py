@@ -1,5 +1,5 @@
 """PINs: the policy, assigned PINs, and Argon2id hashes verified with equal work whether or not
-a user exists.
+a user exists, has a duress PIN, or typed it.
 
 The policy follows NIST SP 800-63B (5.1.1.1): a PIN the user chooses has at least
 `pins.min_length` digits (8 by default), one totpd assigns at random `pins.generated_length`
@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -25,10 +26,16 @@ from totpd.keypad import MAX_DIGITS
 
 @dataclass(frozen=True)
 class PinCheck:
-    """The outcome of one Argon2 verification; `new_hash` is set when the hash needs upgrading."""
+    """The outcome of a PIN check; `new_hash` is set when the hash needs upgrading, `duress`
+    when the PIN was the user's duress PIN (then `ok` is False: it never opens anything)."""
 
     ok: bool
     new_hash: str | None = None
+    duress: bool = False
+
+
+async def _nothing() -> None:
+    """What a duress PIN does by default, beyond being refused."""
 
 
 ARGON2_NICENESS = 10
@@ -93,22 +100,49 @@ class PinHasher:
             if not _too_easy(pin):
                 return pin, self._hasher.hash(pin)
 
-    def verify_sync(self, pin_hash: str | None, pin: str) -> PinCheck:
-        """Verify `pin` against `pin_hash`, or against a dummy hash when there is no user."""
+    def verify_sync(self, pin_hash: str | None, pin: str, rehash: bool = True) -> PinCheck:
+        """Verify `pin` against `pin_hash`, or against a dummy hash when there is no user.
+
+        With `rehash`, a match against a hash of older parameters also hashes `pin` anew.
+        """
         try:
             self._hasher.verify(pin_hash or self._dummy_hash, pin)
         except (VerificationError, InvalidHashError):
             return PinCheck(ok=False)
         if pin_hash is None:
             return PinCheck(ok=False)
-        if self._hasher.check_needs_rehash(pin_hash):
+        if rehash and self._hasher.check_needs_rehash(pin_hash):
             return PinCheck(ok=True, new_hash=self._hasher.hash(pin))
         return PinCheck(ok=True)
 
-    async def verify(self, pin_hash: str | None, pin: str) -> PinCheck:
+    async def verify(self, pin_hash: str | None, pin: str, rehash: bool = True) -> PinCheck:
         """`verify_sync` in the Argon2 thread pool, so the event loop keeps serving."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.verify_sync, pin_hash, pin)
+        return await loop.run_in_executor(self._pool, self.verify_sync, pin_hash, pin, rehash)
+
+    async def check(
+        self,
+        pin_hash: str | None,
+        duress_hash: str | None,
+        pin: str,
+        on_duress: Callable[[], Awaitable[None]] = _nothing,
+    ) -> PinCheck:
+        """Verify `pin` against the duress hash, then against the PIN hash (each None, or a
+        user without a duress PIN: the dummy hash): two verifications on every path, so the
+        time of the answer tells no PIN, no user and no refusal apart.
+
+        `on_duress` (recording a freeze) runs while the second verification does, so it
+        costs the answer no time of its own. A PIN that matches both is the duress PIN.
+        """
+        # Never rehashed here: hashing anew is Argon2 work a wrong PIN does not do.
+        duress = await self.verify(duress_hash or None, pin, rehash=False)
+        checked = asyncio.ensure_future(self.verify(pin_hash, pin))
+        try:
+            if duress.ok:
+                await on_duress()
+        finally:
+            verdict = await checked
+        return PinCheck(ok=False, duress=True) if duress.ok else verdict
 
     def close(self) -> None:
         """Stop the thread pool."""

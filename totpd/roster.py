@@ -60,12 +60,25 @@ class Roster:
         return next(n for n in range(1, len(taken) + 2) if n not in taken)
 
 
+# A user's fields that are left out while unset, so that a directory without a duress PIN
+# stays readable by a totpd from before there were any (a downgrade, an older backup reader).
+_UNSET_USER_FIELDS = {"duress_hash": "", "duress_freezes": False}
+
+
+def _user(user: User) -> dict[str, Any]:
+    fields = asdict(user)
+    for name, unset in _UNSET_USER_FIELDS.items():
+        if fields[name] == unset:
+            del fields[name]
+    return fields
+
+
 def encode(roster: Roster) -> bytes:
     """The roster file's bytes (also the roster part of a backup)."""
     document = {
         "version": FORMAT_VERSION,
         "accounts": [asdict(a) for a in roster.accounts.values()],
-        "users": [asdict(u) for u in roster.users.values()],
+        "users": [_user(u) for u in roster.users.values()],
     }
     return json.dumps(document, indent=2).encode()
 

@@ -13,6 +13,10 @@ MAX_ACCOUNTS_PER_USER = 9  # one keypad press picks an account
 class User:
     """A person who may call in: a keypad number, a PIN hash, the accounts they may hear, and
     the language they hear them in once their PIN is accepted ("": the config's call.language).
+
+    A user may also have a duress PIN (its Argon2id hash; "" when none): on the phone it is a
+    wrong PIN, and it tells the owner; with `duress_freezes` it also freezes the user's codes
+    until `totpd unlock --user` (docs/duress.md).
     """
 
     name: str
@@ -22,6 +26,8 @@ class User:
     # The caller-ID allowlist, E.164 digits (totpd.phone); empty means any number.
     callers: tuple[str, ...] = ()
     language: str = ""  # BCP-47 tag of a shipped prompt catalogue
+    duress_hash: str = ""
+    duress_freezes: bool = False
 
     def __post_init__(self) -> None:
         # Every path in (the CLI, a directory file an older totpd wrote with "+44 ...") ends in

@@ -20,19 +20,12 @@ from prometheus_client import Histogram
 
 from totpd import catalogues, flow, ncco, speedups, vonage
 from totpd.config import Config
-from totpd.errors import (
-    ClockUntrusted,
-    LockoutUnavailable,
-    SecretStoreError,
-    StorageError,
-    TotpdError,
-    WebhookRejected,
-)
-from totpd.flow import Call, Choice, Keys, PinChecked, PinVerdict, Silence, Step, UserEntered
+from totpd.errors import ClockUntrusted, SecretStoreError, TotpdError, WebhookRejected
+from totpd.flow import Call, Keys, Silence, Step, UserEntered
 from totpd.listener import JSON, Listener, Refusals, Response, Throttle, json_response
-from totpd.lockout import CallerClass, classify
-from totpd.notify import Event, EventKind, lockout_tripped
+from totpd.notify import Event, EventKind
 from totpd.otp import Kind, Reading, reading_at
+from totpd.pin_check import check_pin
 from totpd.roster import Roster
 from totpd.services import Services
 
@@ -154,7 +147,11 @@ class Webhooks:
         services = self.services
         services.metrics.clock_refusals.inc()
         held = self._clock_log.admit("clock")
-        if held is not None:
+        if held is not None:  # the owner is told as often as the journal
+            limit_s = services.config.vonage.max_clock_disagreement_s
+            services.notifier.send(
+                Event(EventKind.CLOCK, services.clock(), skew_s=skew_s, limit=limit_s, repeats=held)
+            )
             log.warning(
                 "clock untrusted: local time minus the webhook's signed iat is %+.0f s, more"
                 " than vonage.max_clock_disagreement_s = %d; no code read, no PIN checked"
@@ -312,100 +309,9 @@ async def _event_from_input(
                 user = services.roster.current().user_by_number(int(result.digits))
             return UserEntered(user.name if user else "")
         case Step.PIN:
-            return await _check_pin(services, call, result.digits)
+            return await check_pin(services, call, result.digits)
         case _:
             return Keys(result.digits, result.speech)
-
-
-async def _check_pin(services: Services, call: Call, pin: str) -> PinChecked:
-    """Classify the attempt and count it in its class's windows first (a tripped layer means
-    no check of a real hash), then check the PIN. Counting before checking keeps the bound
-    under concurrency and crashes.
-
-    An attempt that cannot succeed (a keypad number nobody has, or a caller not on the user's
-    allowlist) is counted like any other but never meets the user's hash. Every refusal (that
-    one, a locked window, storage that cannot count) is checked against the dummy hash in the
-    same thread pool: it takes as long as a wrong PIN, so a lockout, an allowlist or a user that
-    does not exist cannot be heard in the time the answer takes.
-    """
-    metrics = services.metrics
-    lockout = services.lockout
-    roster = services.roster.current()
-    user = roster.users.get(call.user)
-    caller_class = classify(user, call.caller)
-    allowed = user is not None and user.allows(call.caller)
-    started_s = time.perf_counter()
-    try:
-        admission = await lockout.admit(call.caller, call.user, caller_class)
-    except LockoutUnavailable as exc:
-        log.error("no PIN checked: %s", exc)
-        await _refuse_in_time(services, pin, started_s)
-        metrics.pin_failures.labels("unavailable", caller_class).inc()
-        return _pin_logged(call, PinChecked(PinVerdict.UNAVAILABLE), caller_class)
-    if admission.refused_by is not None:
-        await _refuse_in_time(services, pin, started_s)
-        metrics.pin_failures.labels(admission.refused_by, caller_class).inc()
-        await lockout.report(metrics.set_locked)
-        return _pin_logged(
-            call, PinChecked(PinVerdict.LOCKED), caller_class, layer=admission.refused_by
-        )
-    counted_s = time.perf_counter() - started_s
-    check = await services.pins.verify(user.pin_hash if allowed and user else None, pin)
-    if check.ok and user is not None:
-        await lockout.give_back(admission)
-        if check.new_hash:
-            await _store_rehash(services, user.name, check.new_hash)
-        choices = tuple(
-            Choice(name, roster.accounts[name].label)
-            for name in user.accounts
-            if name in roster.accounts
-        )
-        return _pin_logged(
-            call, PinChecked(PinVerdict.ACCEPTED, choices, user.language), caller_class
-        )
-    refused_by = "pin" if allowed else "no_user" if user is None else "allowlist"
-    metrics.pin_failures.labels(refused_by, caller_class).inc()
-    recorded_s = time.perf_counter()
-    tripped = await lockout.record_failure(admission)
-    lockout.note_counting_cost(counted_s + time.perf_counter() - recorded_s)
-    if tripped:
-        await lockout.report(metrics.set_locked, force=True)
-    for state in tripped:
-        services.notifier.send(lockout_tripped(state, call.user, call.caller, services.clock()))
-    verdict = PinVerdict.CALLER_NOT_ALLOWED if refused_by == "allowlist" else PinVerdict.WRONG
-    return _pin_logged(call, PinChecked(verdict), caller_class)
-
-
-async def _refuse_in_time(services: Services, pin: str, started_s: float) -> None:
-    """Spend on a refusal what a wrong PIN costs: the dummy Argon2 check, in the same thread
-    pool, and what counting and recording an attempt has lately cost the storage (fsyncs a
-    refusal does not make)."""
-    await services.pins.verify(None, pin)
-    storage_s = services.lockout.counting_cost_s - (time.perf_counter() - started_s)
-    await asyncio.sleep(max(0.0, storage_s))
-
-
-async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
-    """Upgrade a PIN hash to the configured Argon2 parameters, when the directory can be saved.
-
-    A failure does not fail the call: the stored hash still verifies, and the next correct
-    PIN tries again. Failing it would turn a full disk into a lockout of the owner, and
-    Vonage's retry into another Argon2 check.
-    """
-
-    def change(roster: Roster) -> Roster:
-        user = roster.users.get(user_name)
-        return roster.with_user(replace(user, pin_hash=new_hash)) if user else roster
-
-    try:
-        await asyncio.to_thread(services.roster.update, change)
-    except StorageError as exc:
-        log.warning(
-            "PIN hash of user %r not upgraded to the configured Argon2 cost (next time): %s",
-            user_name,
-            exc,
-            extra={"fields": {"USER": user_name, "OUTCOME": "rehash_failed"}},
-        )
 
 
 async def _speakable(services: Services, call: Call, prompt: flow.Prompt) -> ncco.Speakable:
@@ -461,29 +367,6 @@ def _next_hotp(services: Services, name: str, secret: str) -> Reading:
 
     services.roster.update(advance)
     return taken[-1]
-
-
-def _pin_logged(
-    call: Call, checked: PinChecked, caller_class: CallerClass, layer: str = ""
-) -> PinChecked:
-    fields = {
-        "CALL_UUID": call.uuid,
-        "STEP": "pin",
-        "OUTCOME": checked.verdict.value,
-        "CALLER_CLASS": caller_class.value,
-    }
-    if layer:
-        fields["LAYER"] = layer
-    log.info(
-        "PIN %s for user %r from %s (%s)%s",
-        checked.verdict.value,
-        call.user,
-        call.caller or "withheld",
-        caller_class.value,
-        f" (locked: {layer})" if layer else "",
-        extra={"fields": {**fields, "USER": call.user, "CALLER": call.caller or "withheld"}},
-    )
-    return checked
 
 
 def _log_step(call: Call, what: str, level: int = logging.INFO) -> None:

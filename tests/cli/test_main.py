@@ -71,4 +71,7 @@ def test_a_long_listing_piped_into_head_ends_quietly(config_path: Path, config: 
         check=False,
     )
     assert done.stderr == b""
-    assert done.stdout == f"user1\t1\tgithub\tany\ten-GB (default)\n{EXIT_SIGPIPE}\n".encode()
+    assert (
+        done.stdout
+        == f"user1\t1\tgithub\tany\ten-GB (default)\tduress: no\n{EXIT_SIGPIPE}\n".encode()
+    )

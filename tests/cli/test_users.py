@@ -135,13 +135,19 @@ def test_each_user_hears_their_own_language(config_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     run_totpd(config_path, "user", "add", "bob", "--accounts", "github", stdin="73916428\n")
     listed = run_totpd(config_path, "user", "list").stdout.splitlines()
-    assert listed == ["alice\t1\tgithub\tany\tde-DE", "bob\t2\tgithub\tany\ten-GB (default)"]
+    assert listed == [
+        "alice\t1\tgithub\tany\tde-DE\tduress: no",
+        "bob\t2\tgithub\tany\ten-GB (default)\tduress: no",
+    ]
     changed = run_totpd(config_path, "user", "set-language", "bob", "FR-fr")
     assert (changed.returncode, changed.stdout) == (0, "bob now hears fr-FR\n")
     back = run_totpd(config_path, "user", "set-language", "alice", "default")
     assert (back.returncode, back.stdout) == (0, "alice now hears the default, en-GB\n")
     listed = run_totpd(config_path, "user", "list").stdout.splitlines()
-    assert listed == ["alice\t1\tgithub\tany\ten-GB (default)", "bob\t2\tgithub\tany\tfr-FR"]
+    assert listed == [
+        "alice\t1\tgithub\tany\ten-GB (default)\tduress: no",
+        "bob\t2\tgithub\tany\tfr-FR\tduress: no",
+    ]
 
 
 def test_a_language_without_prompts_is_refused_and_changes_nothing(config_path: Path) -> None:
@@ -159,4 +165,4 @@ def test_a_language_without_prompts_is_refused_and_changes_nothing(config_path: 
     refused = run_totpd(config_path, "user", "set-language", "alice", "klingon")
     assert refused.returncode == 1
     assert "no prompts in language 'klingon'" in refused.stderr
-    assert run_totpd(config_path, "user", "list").stdout.endswith("\ten-GB (default)\n")
+    assert run_totpd(config_path, "user", "list").stdout.endswith("\ten-GB (default)\tduress: no\n")

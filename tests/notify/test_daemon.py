@@ -109,3 +109,60 @@ async def test_the_daemon_refuses_to_start_with_a_bad_url(tmp_path: Path) -> Non
     assert status == 1
     assert "line 1: not a ntfyy:// URL that Apprise can use" in output
     assert TOKEN not in output
+
+
+DURESS_PIN = "73829164"
+WRONG_PIN = "59183746"  # as long as the duress PIN: the masked echo is the same
+
+
+async def test_a_duress_pin_through_the_cli_and_the_emulator_sounds_wrong_and_alerts_the_owner(
+    daemon: Daemon, tmp_path: Path, ntfy: Ntfy, ntfy_server: TestServer
+) -> None:
+    config_path, _ = daemon(notify_section(write_urls(tmp_path, ntfy_url(ntfy_server))))
+    setting = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "totpd", "--config", str(config_path)),
+        *("user", "passwd", "alice", "--duress", "--freeze"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(setting.communicate(f"{DURESS_PIN}\n".encode()), 60)
+    assert setting.returncode == 0, output
+    assert DURESS_PIN not in output.decode()
+
+    def heard(said: str) -> list[str]:
+        return said.splitlines()[1:]  # the first line names the call's uuid
+
+    wrong = await totpd(config_path, "call", "--from", "447700900010", "--press", WRONG_PIN)
+    duress = await totpd(config_path, "call", "--from", "447700900011", "--press", DURESS_PIN)
+    frozen = await totpd(config_path, "call", "--from", "447700900012", "--press", PIN)
+    assert wrong[0] == duress[0] == frozen[0] == 0
+    assert heard(duress[1]) == heard(wrong[1])
+    assert heard(frozen[1]) == heard(wrong[1])  # the right PIN, refused: the codes are frozen
+    assert "not accepted" in wrong[1]
+
+    deadline_s = time.monotonic() + 30
+    while not ntfy.published:
+        assert time.monotonic() < deadline_s, "no notification in 30 s"
+        await asyncio.sleep(0.1)
+    [message] = ntfy.published
+    assert message.title == "URGENT totpd: duress PIN of alice entered"
+    assert "from +447700900011" in message.message
+    assert "`totpd unlock --user alice`" in message.message
+    metrics = await scrape(config_path)
+    assert "totpd_duress_total 1.0" in metrics
+    assert 'totpd_lockouts_active{class="any",layer="frozen"} 1.0' in metrics
+
+    status, unlocked = await totpd(config_path, "unlock", "--user", "alice")
+    assert status == 0
+    assert "alice's codes can be read again" in unlocked
+    status, read = await totpd(
+        config_path, "call", "--from", "447700900013", "--press", PIN, "--press", "1"
+    )
+    assert "Your GitHub code is" in read
+    logged = (config_path.parent / "daemon.log").read_text()
+    assert "duress PIN of user 'alice' entered from 447700900011" in logged
+    for secret in (DURESS_PIN, TOKEN, TOPIC):
+        assert secret not in logged
+        assert secret not in metrics
+        assert secret not in duress[1]

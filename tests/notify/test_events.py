@@ -119,3 +119,38 @@ def test_every_kind_has_words() -> None:
         message = render(Event(kind, AT_S, "alice", "447700900123", "GitHub", "user", 3, AT_S))
         assert message.title
         assert message.body
+
+
+def test_a_duress_pin_is_urgent_and_says_the_caller_heard_a_wrong_pin() -> None:
+    message = render(Event(EventKind.DURESS, AT_S, "alice", "447700900123"), LONDON)
+    assert message.urgent
+    assert message.title == "URGENT totpd: duress PIN of alice entered"
+    assert message.body == (
+        "The duress PIN of user alice was entered by phone at 14:03 BST from +447700900123."
+        " The caller heard what a wrong PIN gets, and no code was read."
+    )
+
+
+def test_a_duress_pin_that_froze_the_codes_says_how_to_unfreeze_them() -> None:
+    event = Event(EventKind.DURESS, AT_S, "alice", "", frozen=True)
+    body = render(event, LONDON).body
+    assert "from a withheld number." in body
+    assert body.endswith(
+        " alice's codes are frozen until an admin runs `totpd unlock --user alice`."
+    )
+
+
+def test_the_clock_guard_says_how_far_off_the_clock_is_and_what_to_check() -> None:
+    event = Event(EventKind.CLOCK, AT_S, limit=5, skew_s=3600.4, repeats=0)
+    message = render(event, LONDON)
+    assert not message.urgent
+    assert message.title == "totpd: no code read, the clock is in doubt"
+    assert message.body.startswith(
+        "At 14:03 BST totpd read no code and checked no PIN: its clock and the time Vonage"
+        " signed disagree by +3600 s, more than the 5 s allowed"
+    )
+    assert "timedatectl timesync-status" in message.body
+    assert "more refusals" not in message.body
+    held = render(Event(EventKind.CLOCK, AT_S, limit=5, skew_s=-30, repeats=7), LONDON).body
+    assert "disagree by -30 s" in held
+    assert held.endswith(" 7 more refusals since the last message.")

@@ -6,11 +6,13 @@ aiosmtpd in its own thread; Apprise delivers to them as it would to ntfy.sh or a
 
 import asyncio
 import io
+import re
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -266,3 +268,28 @@ async def test_a_tripped_lockout_is_notified(
     assert published.message.endswith(". The last try was for user alice.")
     await eventually(lambda: sent(services, "lockout", "sent") == 1)  # counted after the reply
     assert sent(services, "code_read", "sent") == 0
+
+
+async def test_a_burst_of_clock_refusals_is_one_message(
+    open_app: Opener, ntfy: Ntfy, ntfy_server: TestServer
+) -> None:
+    """The clock guard tells the owner as often as it logs: once per interval, however many
+    webhooks it refuses meanwhile."""
+
+    class Behind(Vonage):  # Vonage's clock an hour behind ours, as a stale RTC would show it
+        def token(self, body: bytes, **overrides: Any) -> str:
+            return super().token(body, now=time.time() - 3600, **overrides)
+
+    services, caller = await open_app(ntfy_url(ntfy_server))
+    behind = Behind(caller.client)
+    for index in range(5):
+        behind.uuid = f"call-{index}"
+        status, ncco = await behind.answer()
+        assert status == 200
+        assert "clock" in ncco[0]["text"]
+    await eventually(lambda: sent(services, "clock", "sent") == 1)
+    await asyncio.sleep(SPACING_S + 0.5)  # room for a second message, if one were queued
+    [message] = ntfy.published
+    assert message.title == "totpd: no code read, the clock is in doubt"
+    assert re.search(r"disagree by \+360[01] s, more than the 5 s allowed", message.message)
+    assert services.metrics.registry.get_sample_value("totpd_clock_refusals_total") == 5

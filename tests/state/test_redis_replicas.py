@@ -11,6 +11,7 @@ from tests.servers import Line, RedisServer, Replica, flood, lockout_config, new
 pytestmark = pytest.mark.redis
 
 BOUND = 10  # [lockout] global = "10 per day", the default
+DURESS_PIN = "73829164"
 
 
 def start_two(tmp_path: Path, replicas: list[Replica], redis_url: str, **limits: str) -> None:
@@ -103,3 +104,26 @@ async def test_redis_going_away_mid_call_checks_no_pin_then_recovers(
         assert a.pins_checked() == 0  # (scraped once Redis is back: the scrape counts calls)
         [_, accepted] = await place_call(line, CALLER, [PIN])
         assert "code is" in accepted.said
+
+
+async def test_a_duress_pin_at_one_replica_freezes_the_user_at_every_replica(
+    tmp_path: Path, redis_server: RedisServer, replicas: list[Replica]
+) -> None:
+    start_two(tmp_path, replicas, redis_server.url)
+    a, b = replicas
+    for replica in replicas:  # the admin sets it in each replica's directory
+        done = run_totpd(
+            replica.config_path, "user", "passwd", "alice", "--duress", "--freeze", stdin=DURESS_PIN
+        )
+        assert done.returncode == 0, done.stderr
+    async with new_session() as session:
+        [_, duress] = await place_call(Line(session, a.base_url), CALLER, [DURESS_PIN])
+        assert "code is" not in duress.said
+        [_, frozen] = await place_call(Line(session, b.base_url), "447700900002", [PIN])
+        assert "code is" not in frozen.said
+        assert "alice: frozen by the duress PIN" in run_totpd(b.config_path, "status").stdout
+        assert run_totpd(b.config_path, "unlock", "--user", "alice").returncode == 0
+        [_, accepted] = await place_call(Line(session, a.base_url), "447700900003", [PIN])
+        assert "code is" in accepted.said
+    assert a.metric("totpd_duress_total") == 1
+    assert b.metric("totpd_pin_failures_total", layer="frozen") == 1

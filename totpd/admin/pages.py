@@ -16,10 +16,11 @@ from totpd import phone
 from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import LockoutUnavailable, TotpdError
-from totpd.lockout import LockState
+from totpd.lockout import Layer, LockState
 from totpd.otp import Kind
 from totpd.roster import Roster
 from totpd.services import Services
+from totpd.users import User
 
 log = logging.getLogger("totpd.admin")
 
@@ -61,12 +62,14 @@ class AccountRow:
 
 @dataclass(frozen=True)
 class UserRow:
-    """One user as listed: never the PIN hash."""
+    """One user as listed: never a PIN hash; of a duress PIN, only whether there is one (and
+    whether it freezes the codes)."""
 
     name: str
     number: int
     accounts: str
     callers: str
+    duress: str
 
 
 def account_rows(roster: Roster) -> list[AccountRow]:
@@ -101,15 +104,23 @@ def user_rows(roster: Roster) -> list[UserRow]:
             number=user.number,
             accounts=", ".join(user.accounts) or "none",
             callers=", ".join(phone.shown(c) for c in user.callers) or "any number",
+            duress=_duress(user),
         )
         for user in roster.users.values()
     ]
 
 
+def _duress(user: User) -> str:
+    if not user.duress_hash:
+        return "no"
+    return "yes, freezes the codes" if user.duress_freezes else "yes"
+
+
 @dataclass(frozen=True)
 class HeldRow:
     """One lockout window as listed: whose it is (the phone's or the admin page's), its layer,
-    key and caller class, how full it is, and its storage key (what its Unlock posts)."""
+    key and caller class, how full it is, and its storage key (what its Unlock posts). A
+    freeze has no failures to count: `since` says when the duress PIN froze the user."""
 
     lockout: str
     layer: str
@@ -120,10 +131,11 @@ class HeldRow:
     locked: bool
     until: str
     window: str
+    since: str = ""
 
 
 def _row(state: LockState) -> HeldRow:
-    until = datetime.fromtimestamp(state.until_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    until = _local(state.until_s)
     return HeldRow(
         lockout="admin page" if state.scope else "phone",
         layer=state.layer.value,
@@ -134,7 +146,12 @@ def _row(state: LockState) -> HeldRow:
         locked=state.locked,
         until=until,
         window=state.storage_key,
+        since=_local(state.since_s) if state.layer is Layer.FROZEN else "",
     )
+
+
+def _local(at_s: float) -> str:
+    return datetime.fromtimestamp(at_s).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 async def lockout_rows(services: Services) -> list[HeldRow]:

@@ -36,11 +36,79 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_user_passwd(args: argparse.Namespace, config: Config) -> int:
-    """Set a user's PIN (from stdin, typed twice, or --generate-pin)."""
-    assigned, pin_hash = _new_pin(config, args.generate_pin, "New PIN: ")
-    _change_user(config, args.name, lambda u: replace(u, pin_hash=pin_hash))
-    echo(f"PIN changed for {args.name}")
-    _show_assigned(assigned)
+    """Set a user's PIN, or with --duress the duress PIN (from stdin, typed twice, or
+    --generate-pin); either must differ from the other."""
+    if args.freeze is not None and not args.duress:
+        raise RosterError("--freeze and --no-freeze go with --duress")
+    hasher = PinHasher(config.pins)
+    kind = "duress PIN" if args.duress else "PIN"
+    chosen = "" if args.generate_pin else read_secret(f"New {kind}: ", confirm=True)
+    if chosen:
+        hasher.check_policy(chosen)  # before any Argon2 work
+    assigned: list[str] = []
+
+    def change(user: User) -> User:
+        # Under the directory's lock: the other PIN cannot change meanwhile. Known only as a
+        # hash, it is compared by verifying the new PIN against it.
+        other = user.pin_hash if args.duress else user.duress_hash
+
+        def same(pin: str) -> bool:
+            return bool(other) and hasher.verify_sync(other, pin, rehash=False).ok
+
+        if chosen:
+            if same(chosen):
+                other_kind = "PIN" if args.duress else "duress PIN"
+                raise RosterError(f"{user.name}: the {kind} must differ from the {other_kind}")
+            pin, pin_hash = chosen, hasher.hash(chosen)
+        else:
+            pin, pin_hash = hasher.generate()
+            while same(pin):
+                pin, pin_hash = hasher.generate()
+            assigned.append(pin)
+        if not args.duress:
+            return replace(user, pin_hash=pin_hash)
+        freezes = user.duress_freezes if args.freeze is None else args.freeze
+        return replace(user, duress_hash=pin_hash, duress_freezes=freezes)
+
+    changed = _change_user(config, args.name, change)
+    if not args.duress:
+        echo(f"PIN changed for {args.name}")
+    else:
+        echo(
+            f"duress PIN set for {args.name}: refused like a wrong PIN, and reported to the"
+            " [notify] targets"
+            + (f"; it also {_FREEZES.format(name=args.name)}" if changed.duress_freezes else "")
+        )
+    _show_assigned("".join(assigned), kind)
+    return 0
+
+
+_FREEZES = "freezes {name}'s codes until `totpd unlock --user {name}`"
+
+
+def cmd_user_duress(args: argparse.Namespace, config: Config) -> int:
+    """Whether a user's duress PIN also freezes the codes (--freeze, --no-freeze), or remove
+    it (--remove)."""
+
+    def change(user: User) -> User:
+        if args.setting == "remove":
+            return replace(user, duress_hash="", duress_freezes=False)
+        if not user.duress_hash:
+            raise RosterError(
+                f"{user.name} has no duress PIN: set one first"
+                f" (totpd user passwd {user.name} --duress)"
+            )
+        return replace(user, duress_freezes=args.setting == "freeze")
+
+    _change_user(config, args.name, change)
+    name = args.name
+    match args.setting:
+        case "remove":
+            echo(f"{name} has no duress PIN now")
+        case "freeze":
+            echo(f"{name}'s duress PIN now also {_FREEZES.format(name=name)}")
+        case _:
+            echo(f"{name}'s duress PIN no longer freezes the codes")
     return 0
 
 
@@ -52,16 +120,16 @@ def _new_pin(config: Config, generate: bool, prompt: str) -> tuple[str, str]:
     return "", hasher.hash(read_secret(prompt, confirm=True))
 
 
-def _show_assigned(pin: str) -> None:
-    """Print an assigned PIN, once, to standard output only (never a log, never a file):
-    shown after it is stored, so a failed command shows none."""
+def _show_assigned(pin: str, kind: str = "PIN") -> None:
+    """Print an assigned PIN (or duress PIN), once, to standard output only (never a log, never
+    a file): shown after it is stored, so a failed command shows none."""
     if pin:
-        print(f"PIN: {pin}  (this is the only time it is shown: totpd keeps only its hash)")
+        print(f"{kind}: {pin}  (this is the only time it is shown: totpd keeps only its hash)")
 
 
 def cmd_user_remove(args: argparse.Namespace, config: Config) -> int:
     """Remove a user."""
-    _change_user(config, args.name, lambda u: None)
+    _remove_user(config, args.name)
     echo(f"removed user {args.name}")
     return 0
 
@@ -94,23 +162,36 @@ def cmd_user_set_language(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
-    """List users: name, keypad number, accounts, caller allowlist, language."""
+    """List users: name, keypad number, accounts, caller allowlist, language, and whether a
+    duress PIN is set (never anything about it but that, and whether it freezes)."""
     for user in RosterFile(config.paths.state_dir).current().users.values():
         callers = ",".join(phone.shown(c) for c in user.callers) or "any"
         language = user.language or f"{config.call.language} (default)"
-        echo(user.name, user.number, ",".join(user.accounts) or "-", callers, language)
+        duress = "no"
+        if user.duress_hash:
+            duress = "yes, freezes the codes" if user.duress_freezes else "yes"
+        accounts = ",".join(user.accounts) or "-"
+        echo(user.name, user.number, accounts, callers, language, f"duress: {duress}")
     return 0
 
 
-def _change_user(config: Config, name: str, change: Callable[[User], User | None]) -> None:
+def _change_user(config: Config, name: str, change: Callable[[User], User]) -> User:
+    """Apply `change` to user `name` under the directory's lock; the user as saved."""
+
     def apply(current: Roster) -> Roster:
         user = current.users.get(name)
         if user is None:
             raise RosterError(f"no user {name!r}")
-        changed = change(user)
-        if changed is None:
-            return Roster(current.accounts, {n: u for n, u in current.users.items() if n != name})
-        return current.with_user(changed)
+        return current.with_user(change(user))
+
+    return RosterFile(config.paths.state_dir).update(apply).users[name]
+
+
+def _remove_user(config: Config, name: str) -> None:
+    def apply(current: Roster) -> Roster:
+        if name not in current.users:
+            raise RosterError(f"no user {name!r}")
+        return Roster(current.accounts, {n: u for n, u in current.users.items() if n != name})
 
     RosterFile(config.paths.state_dir).update(apply)
 
@@ -168,6 +249,26 @@ def register(commands: Commands) -> None:
     passwd = add_command(actions, "passwd", cmd_user_passwd)
     passwd.add_argument("name")
     passwd.add_argument("--generate-pin", action="store_true", help=GENERATE_HELP)
+    passwd.add_argument(
+        "--duress",
+        action="store_true",
+        help="set the duress PIN instead: refused like a wrong PIN, and reported (docs/duress.md)",
+    )
+    passwd.add_argument(
+        "--freeze",
+        action=argparse.BooleanOptionalAction,
+        help="with --duress: entering it also freezes the user's codes until `unlock --user`"
+        " (default: as before; off for a first duress PIN)",
+    )
+    duress = add_command(actions, "duress", cmd_user_duress)
+    duress.add_argument("name")
+    setting = duress.add_mutually_exclusive_group(required=True)
+    for flag, value, what in (
+        ("--freeze", "freeze", "entering the duress PIN also freezes the user's codes"),
+        ("--no-freeze", "no-freeze", "it does not"),
+        ("--remove", "remove", "remove the duress PIN"),
+    ):
+        setting.add_argument(flag, dest="setting", action="store_const", const=value, help=what)
     add_command(actions, "remove", cmd_user_remove).add_argument("name")
     assign = add_command(actions, "assign", cmd_user_assign)
     assign.add_argument("name")

@@ -1,4 +1,5 @@
-"""Tell the owner when a code is read or a lockout trips: Apprise URLs, sent off the hot path.
+"""Tell the owner when a code is read, a lockout trips, a duress PIN is entered or the clock is
+in doubt: Apprise URLs, sent off the hot path.
 
     events   Event (the facts), EventKind, render() -> Message: every word sent is there
     targets  the Apprise URLs from the credential or notify.urls_file, checked, never shown

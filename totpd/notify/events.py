@@ -1,7 +1,8 @@
 """What totpd tells the owner, and the words it uses: every notification text is here.
 
 An `Event` is a value of facts gathered where something happened (a code read, a lockout
-tripped); `render` turns it into the `Message` sent. Pure: no I/O, no Apprise, no clock.
+tripped, a duress PIN entered, a clock in doubt); `render` turns it into the `Message` sent.
+Pure: no I/O, no Apprise, no clock.
 
 Adding an event is two lines here and one where it happens:
 1. a member of `EventKind` (its value is also the `event` label of the metric);
@@ -23,10 +24,12 @@ class EventKind(StrEnum):
 
     CODE_READ = "code_read"
     LOCKOUT = "lockout"
+    DURESS = "duress"  # a user's duress PIN was entered
+    CLOCK = "clock"  # the clock guard refused a webhook: no code can be read
 
 
 # Kinds sent with Apprise's "failure" type and an URGENT title, so they stand out.
-URGENT: frozenset[EventKind] = frozenset()
+URGENT: frozenset[EventKind] = frozenset({EventKind.DURESS})
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,10 @@ class Event:
     """The facts of one event. Never a code, a PIN or a seed: there is no field for them.
 
     `caller` is the number as Vonage gave it ("" when withheld); `account` is the account's
-    spoken label; `layer`, `limit` and `until_s` describe a lockout.
+    spoken label; `layer`, `limit` and `until_s` describe a lockout; `frozen` says a duress
+    PIN froze the user's codes; `skew_s` is the clock guard's disagreement (local time minus
+    the webhook's signed iat), `limit` then the seconds allowed, and `repeats` how many
+    refusals came since the last message.
     """
 
     kind: EventKind
@@ -46,6 +52,9 @@ class Event:
     limit: int = 0
     until_s: float = 0.0
     caller_class: str = ""  # of a global lockout: "listed" or "unlisted" (totpd.lockout)
+    frozen: bool = False
+    skew_s: float = 0.0
+    repeats: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,28 @@ def render(event: Event, zone: tzinfo | None = None) -> Message:
                 body = f"totpd locked out caller {caller} {wrong}. The last try was for {user}."
             else:
                 body = f"totpd locked out {user} {wrong}. The last try was from {caller}."
+        case EventKind.DURESS:
+            title = f"totpd: duress PIN of {event.user or 'an unknown user'} entered"
+            body = (
+                f"The duress PIN of {user} was entered by phone at {at} from {caller}. The"
+                " caller heard what a wrong PIN gets, and no code was read."
+            )
+            if event.frozen:
+                body += (
+                    f" {event.user}'s codes are frozen until an admin runs"
+                    f" `totpd unlock --user {event.user}`."
+                )
+        case EventKind.CLOCK:
+            title = "totpd: no code read, the clock is in doubt"
+            body = (
+                f"At {at} totpd read no code and checked no PIN: its clock and the time Vonage"
+                f" signed disagree by {event.skew_s:+.0f} s, more than the {event.limit} s"
+                " allowed, and callers hear that the clock cannot be trusted. Check the"
+                " host's clock (timedatectl timesync-status); calls work again as soon as it"
+                " is right."
+            )
+            if event.repeats:
+                body += f" {event.repeats} more refusals since the last message."
     urgent = event.kind in URGENT
     return Message(f"URGENT {title}" if urgent else title, body, urgent)
 
