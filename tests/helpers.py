@@ -29,7 +29,8 @@ from totpd.config import Config, LockoutConfig
 from totpd.emulator import plain_text
 from totpd.enrol import Enrolment
 from totpd.enrol.commit import store_enrolments
-from totpd.lockout import Admission, CallerClass, Lockout, global_window
+from totpd.lockout import Lockout, global_window
+from totpd.lockout_windows import Admission, CallerClass
 from totpd.otp import Account
 from totpd.pins import PinHasher
 from totpd.roster import RosterFile

@@ -27,7 +27,7 @@ from tests.helpers import APPLICATION_ID, CALLED, PIN, run_totpd
 from tests.notify.servers import TOKEN, Ntfy, notify_section, ntfy_url, write_urls
 from tests.servers import Line, Opener, pin_failures
 from totpd import vonage
-from totpd.lockout import Layer
+from totpd.lockout_windows import Layer
 from totpd.pins import PinHasher
 from totpd.services import Services
 

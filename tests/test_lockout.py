@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import CALLER, checked, open_lockout, wrong_pins
-from totpd.lockout import WITHHELD, CallerClass, Layer, Window, classify
+from totpd.lockout_windows import WITHHELD, CallerClass, Layer, Window, classify
 from totpd.state.journal import JOURNAL_FILE
 from totpd.users import User
 

@@ -9,7 +9,7 @@ import asyncio
 
 from tests.helpers import CALLER, PIN, WRONG_PIN
 from tests.servers import Heard, Line, Opener, pin_failures, place_call
-from totpd.lockout import CallerClass
+from totpd.lockout_windows import CallerClass
 from totpd.services import Services, clear_lockouts, read_lockouts
 from totpd.users import User
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from totpd.errors import LockoutUnavailable, StorageError
 from totpd.flow import Call, Choice, PinChecked, PinVerdict
-from totpd.lockout import CallerClass, Layer, classify
+from totpd.lockout_windows import CallerClass, Layer, classify
 from totpd.notify import Event, EventKind, lockout_tripped
 from totpd.roster import Roster
 from totpd.services import Services

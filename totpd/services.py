@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from totpd.clock import StartupWait
 from totpd.config import Config
-from totpd.lockout import CallerClass, Lockout, LockState, global_window
+from totpd.lockout import Lockout, global_window
+from totpd.lockout_windows import CallerClass, LockState
 from totpd.metrics import Metrics, create_metrics
 from totpd.notify import Notifier, open_notifier
 from totpd.pins import PinHasher

@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from tests.admin.helpers import ADMIN_PASSWORD, Clock
 from totpd.admin import create_admin_app
 from totpd.admin.password import AdminPassword
-from totpd.lockout import Layer
+from totpd.lockout_windows import Layer
 from totpd.roster import Roster
 from totpd.services import Services
 

@@ -15,7 +15,8 @@ from tests.helpers import CALLER, run_totpd
 from totpd.admin import create_admin_app
 from totpd.admin.auth import LOCKOUT_USER
 from totpd.admin.password import AdminPassword
-from totpd.lockout import Layer, Lockout, LockState
+from totpd.lockout import Lockout
+from totpd.lockout_windows import Layer, LockState
 from totpd.services import Services, read_lockouts
 
 Client = TestClient[web.Request, web.Application]

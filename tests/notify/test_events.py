@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from totpd.lockout import CallerClass, Layer, LockState
+from totpd.lockout_windows import CallerClass, Layer, LockState
 from totpd.notify import events
 from totpd.notify.events import Event, EventKind, lockout_tripped, render
 

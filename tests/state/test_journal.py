@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import CALLER, checked, open_lockout, wrong_pins
 from totpd.errors import LockoutUnavailable
-from totpd.lockout import Layer, Window
+from totpd.lockout_windows import Layer, Window
 from totpd.state.journal import COMPACT_AFTER_RECORDS, JOURNAL_FILE
 
 

@@ -19,7 +19,8 @@ from tests.state.calls import (
 from totpd.config import LockoutConfig
 from totpd.errors import LockoutUnavailable, StateUnavailable
 from totpd.flow import Step
-from totpd.lockout import Layer, Lockout
+from totpd.lockout import Lockout
+from totpd.lockout_windows import Layer
 from totpd.state.redis import RedisState, limits_scripts
 
 pytestmark = pytest.mark.redis

@@ -16,7 +16,7 @@ from totpd import phone
 from totpd.admin.sessions import Notice, Session, Tone
 from totpd.admin.site import SITE
 from totpd.errors import LockoutUnavailable, TotpdError
-from totpd.lockout import Layer, LockState
+from totpd.lockout_windows import Layer, LockState
 from totpd.otp import Kind
 from totpd.roster import Roster
 from totpd.services import Services

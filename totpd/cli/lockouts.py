@@ -9,7 +9,7 @@ import argparse
 from totpd.cli.parser import Commands, add_command, echo
 from totpd.config import Config
 from totpd.errors import TotpdError
-from totpd.lockout import CallerClass, Layer, LockState
+from totpd.lockout_windows import CallerClass, Layer, LockState
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from totpd.lockout import LockState
+    from totpd.lockout_windows import LockState
 
 
 class EventKind(StrEnum):
