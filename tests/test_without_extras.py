@@ -13,8 +13,8 @@ import pytest
 from aiohttp import FormData
 from pytest_aiohttp import AiohttpClient
 
-from tests.admin.helpers import ADMIN_PASSWORD, Clock, qr_png
-from tests.admin.test_http import Client, csrf_of, sign_in
+from tests.admin.helpers import ADMIN_PASSWORD, AdminClient, Clock, qr_png
+from tests.admin.test_http import csrf_of, sign_in
 from tests.helpers import (
     GITHUB_SEED,
     PIN,
@@ -116,14 +116,14 @@ def test_the_cli_says_qr_decoding_is_not_installed(tmp_path: Path, command: list
 
 
 @pytest.fixture
-async def admin(aiohttp_client: AiohttpClient, services: Services) -> Client:
+async def admin(aiohttp_client: AiohttpClient, services: Services) -> AdminClient:
     """A client of the admin page (password set), not yet signed in."""
     AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
     return await aiohttp_client(create_admin_app(services, clock=Clock()))
 
 
 async def test_the_admin_page_says_qr_decoding_is_not_installed(
-    admin: Client, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    admin: AdminClient, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     image = qr_png(tmp_path / "code.png", f"otpauth://totp/GitHub:ada?secret={GITHUB_SEED}")
     for module in ("zxingcpp", "PIL", "totpd.enrol.qr"):

@@ -4,17 +4,19 @@ The page runs in the test's event loop on aiohttp's test server (a real TCP list
 a real `totpd serve` process; Chromium is Debian's, driven by Playwright.
 """
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
-from pytest_aiohttp import AiohttpServer
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from tests.admin.helpers import (
     ADMIN_PASSWORD,
     CHROMIUM,
     CHROMIUM_ARGS,
+    AdminClient,
     AdminPage,
     BrowserFactory,
     Clock,
@@ -31,6 +33,19 @@ async def admin_page(aiohttp_server: AiohttpServer, services: Services) -> Admin
     clock = Clock()
     server = await aiohttp_server(create_admin_app(services, clock=clock))
     return AdminPage(server, services, clock)
+
+
+@pytest.fixture
+async def signed_in_admin(aiohttp_client: AiohttpClient, services: Services) -> AdminClient:
+    """A client of the admin page (in the test's loop), signed in."""
+    AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
+    client = await aiohttp_client(create_admin_app(services, clock=Clock()))
+    form = await (await client.get("/login")).text()
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token is not None
+    signed_in = await client.post("/login", data={"csrf": token[1], "password": ADMIN_PASSWORD})
+    assert signed_in.status == 200
+    return client
 
 
 @pytest.fixture

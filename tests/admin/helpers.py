@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segno
-from aiohttp.test_utils import TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from playwright.async_api import BrowserContext, Page
 
@@ -19,6 +20,7 @@ from totpd.admin.site import SITE, Site
 from totpd.services import Services
 
 ADMIN_PASSWORD = "correct horse battery staple"
+AdminClient = TestClient[web.Request, web.Application]  # a client of the admin page
 CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium in a closed network stalls on its background fetches.
 CHROMIUM_ARGS = [

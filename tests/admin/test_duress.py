@@ -5,33 +5,12 @@ import html
 import re
 from dataclasses import replace
 
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
-
-from tests.admin.helpers import ADMIN_PASSWORD, Clock
-from totpd.admin import create_admin_app
-from totpd.admin.password import AdminPassword
+from tests.admin.helpers import AdminClient
 from totpd.lockout_windows import Layer
 from totpd.roster import Roster
 from totpd.services import Services
 
-Client = TestClient[web.Request, web.Application]
 DURESS_PIN = "73829164"
-
-
-@pytest.fixture
-async def admin(aiohttp_client: AiohttpClient, services: Services) -> Client:
-    """A client of the admin page, signed in."""
-    AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
-    client = await aiohttp_client(create_admin_app(services, clock=Clock()))
-    form = await (await client.get("/login")).text()
-    token = re.search(r'name="csrf" value="([^"]+)"', form)
-    assert token is not None
-    signed_in = await client.post("/login", data={"csrf": token[1], "password": ADMIN_PASSWORD})
-    assert signed_in.status == 200
-    return client
 
 
 def set_duress(services: Services, freezes: bool) -> None:
@@ -58,18 +37,18 @@ def table_rows(page: str, table_id: str) -> list[tuple[str, dict[str, str]]]:
 
 
 async def test_the_users_list_says_whether_a_duress_pin_is_set_and_nothing_more(
-    admin: Client, services: Services
+    signed_in_admin: AdminClient, services: Services
 ) -> None:
-    [(before, _)] = table_rows(await (await admin.get("/")).text(), "users")
+    [(before, _)] = table_rows(await (await signed_in_admin.get("/")).text(), "users")
     assert before.endswith(" no")
     set_duress(services, freezes=False)
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     assert "<th>Duress PIN</th>" in page
     [(row, _)] = table_rows(page, "users")
     assert row.startswith("alice 1 ")
     assert row.endswith(" yes")
     set_duress(services, freezes=True)
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     [(row, _)] = table_rows(page, "users")
     assert row.endswith(" yes, freezes the codes")
     assert "$argon2" not in page
@@ -77,17 +56,17 @@ async def test_the_users_list_says_whether_a_duress_pin_is_set_and_nothing_more(
 
 
 async def test_a_frozen_user_is_listed_and_its_unlock_ends_the_freeze(
-    admin: Client, services: Services
+    signed_in_admin: AdminClient, services: Services
 ) -> None:
     set_duress(services, freezes=True)
     assert await services.lockout.freeze("alice")
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     [(text, fields)] = table_rows(page, "lockouts")
     assert re.fullmatch(
         r"phone frozen alice frozen by the duress PIN since .+, until unlocked .*", text
     )
     assert "Unlock" in text
-    cleared = await admin.post("/lockouts/unlock", data=fields)
+    cleared = await signed_in_admin.post("/lockouts/unlock", data=fields)
     assert cleared.status == 200
     assert "Cleared the freeze of user alice." in html.unescape(await cleared.text())
     assert not any(s.layer is Layer.FROZEN for s in await services.lockout.status())

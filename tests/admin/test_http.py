@@ -14,11 +14,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import ClientResponse, FormData, web
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, FormData
 from pytest_aiohttp import AiohttpClient
 
-from tests.admin.helpers import ADMIN_PASSWORD, EXAMPLE_URI, Clock
+from tests.admin.helpers import ADMIN_PASSWORD, EXAMPLE_URI, AdminClient, Clock
 from tests.helpers import REPO, WebhookServer, run_totpd
 from tests.helpers import Client as WebhookClient
 from totpd import config as config_module
@@ -35,12 +34,11 @@ from totpd.otp import Account
 from totpd.roster import Roster
 from totpd.services import Services
 
-Client = TestClient[web.Request, web.Application]  # a client of the admin page
 ADMIN_DIR = REPO / "totpd" / "admin"
 
 
 @pytest.fixture
-async def admin(aiohttp_client: AiohttpClient, services: Services) -> Client:
+async def admin(aiohttp_client: AiohttpClient, services: Services) -> AdminClient:
     """A client of the admin page (password set), not yet signed in."""
     AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
     return await aiohttp_client(create_admin_app(services, clock=Clock()))
@@ -53,7 +51,7 @@ def csrf_of(html: str) -> str:
     return found[1]
 
 
-async def sign_in(admin: Client, password: str = ADMIN_PASSWORD) -> tuple[int, str]:
+async def sign_in(admin: AdminClient, password: str = ADMIN_PASSWORD) -> tuple[int, str]:
     """Sign in as a browser would; the status and text of the page it ends on."""
     page = await admin.get("/login")
     token = csrf_of(await page.text())
@@ -61,7 +59,7 @@ async def sign_in(admin: Client, password: str = ADMIN_PASSWORD) -> tuple[int, s
     return response.status, await response.text()
 
 
-def session_cookie(admin: Client) -> str:
+def session_cookie(admin: AdminClient) -> str:
     """The session id the client holds."""
     (cookie,) = [c for c in admin.session.cookie_jar if c.key == "totpd-admin"]
     return cookie.value
@@ -69,7 +67,7 @@ def session_cookie(admin: Client) -> str:
 
 # headers and guards -------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/login", "/", "/static/admin.js", "/no-such-page"])
-async def test_every_response_carries_the_security_headers(admin: Client, path: str) -> None:
+async def test_every_response_carries_the_security_headers(admin: AdminClient, path: str) -> None:
     response = await admin.get(path)
     assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
     assert "default-src 'self'" in CONTENT_SECURITY_POLICY
@@ -80,7 +78,7 @@ async def test_every_response_carries_the_security_headers(admin: Client, path: 
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_pages_have_no_inline_script(admin: Client) -> None:
+async def test_pages_have_no_inline_script(admin: AdminClient) -> None:
     await sign_in(admin)
     html = await (await admin.get("/")).text()
     assert re.findall(r"<script[^>]*>", html) == [
@@ -103,7 +101,7 @@ async def test_pages_have_no_inline_script(admin: Client) -> None:
         "",
     ],
 )
-async def test_a_host_other_than_this_machine_is_refused(admin: Client, host: str) -> None:
+async def test_a_host_other_than_this_machine_is_refused(admin: AdminClient, host: str) -> None:
     response = await admin.get("/login", headers={"Host": host})
     assert response.status == 421
 
@@ -111,7 +109,7 @@ async def test_a_host_other_than_this_machine_is_refused(admin: Client, host: st
 @pytest.mark.parametrize(
     "host", ["127.0.0.1:8081", "localhost:8081", "[::1]:8081", "localhost", "127.0.0.2:9000"]
 )
-async def test_localhost_and_loopback_addresses_are_served(admin: Client, host: str) -> None:
+async def test_localhost_and_loopback_addresses_are_served(admin: AdminClient, host: str) -> None:
     assert (await admin.get("/login", headers={"Host": host})).status == 200
 
 
@@ -123,7 +121,7 @@ def test_with_allow_remote_ip_addresses_and_the_listen_host_are_served_names_are
         assert not host_is_allowed(refused, admin), refused
 
 
-async def test_a_request_without_a_host_header_is_refused(admin: Client) -> None:
+async def test_a_request_without_a_host_header_is_refused(admin: AdminClient) -> None:
     """HTTP/1.0 needs no Host; aiohttp then puts the listening address in its place."""
     reader, writer = await asyncio.open_connection(admin.host, admin.port)
     writer.write(b"GET /login HTTP/1.0\r\n\r\n")
@@ -132,7 +130,7 @@ async def test_a_request_without_a_host_header_is_refused(admin: Client) -> None
     assert status_line.split()[1] == b"421"
 
 
-async def test_a_cross_origin_post_is_refused(admin: Client, services: Services) -> None:
+async def test_a_cross_origin_post_is_refused(admin: AdminClient, services: Services) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
     form = {"csrf": token, "uri": EXAMPLE_URI}
@@ -161,7 +159,7 @@ def set_cookies(response: ClientResponse) -> dict[str, str]:
     return {h.partition("=")[0]: h for h in response.headers.getall("Set-Cookie", [])}
 
 
-async def test_the_cookies_are_httponly_and_samesite_strict(admin: Client) -> None:
+async def test_the_cookies_are_httponly_and_samesite_strict(admin: AdminClient) -> None:
     form = await admin.get("/login")
     token = csrf_of(await form.text())
     signed_in = await admin.post(
@@ -174,14 +172,14 @@ async def test_the_cookies_are_httponly_and_samesite_strict(admin: Client) -> No
         assert "Secure" not in cookie  # plain http on loopback: a Secure cookie would be dropped
 
 
-async def test_the_cookie_is_secure_behind_a_local_tls_proxy(admin: Client) -> None:
+async def test_the_cookie_is_secure_behind_a_local_tls_proxy(admin: AdminClient) -> None:
     response = await admin.get("/login", headers={"X-Forwarded-Proto": "https"})
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-totpd-sign-in=")
     assert "Secure" in cookie
 
 
-async def test_sign_in_issues_a_new_session_id(admin: Client) -> None:
+async def test_sign_in_issues_a_new_session_id(admin: AdminClient) -> None:
     planted = "a-session-id-an-attacker-chose"
     admin.session.cookie_jar.update_cookies({"totpd-admin": planted}, admin.make_url("/"))
     status, _ = await sign_in(admin)
@@ -194,7 +192,7 @@ async def test_sign_in_issues_a_new_session_id(admin: Client) -> None:
     assert response.headers["Location"].startswith("/login")
 
 
-async def test_the_session_expires_when_idle(admin: Client) -> None:
+async def test_the_session_expires_when_idle(admin: AdminClient) -> None:
     await sign_in(admin)
     assert admin.app is not None
     sessions = admin.app[SITE].sessions
@@ -211,7 +209,7 @@ async def test_the_session_expires_when_idle(admin: Client) -> None:
 
 
 async def test_a_new_password_ends_signed_in_sessions(
-    admin: Client, services: Services, config_path: Path
+    admin: AdminClient, services: Services, config_path: Path
 ) -> None:
     await sign_in(admin)
     changed = run_totpd(config_path, "admin", "passwd", stdin="another long passphrase\n")
@@ -225,7 +223,7 @@ async def test_a_new_password_ends_signed_in_sessions(
 
 
 async def test_a_flood_of_sign_in_forms_neither_evicts_a_pending_one_nor_fills_memory(
-    admin: Client,
+    admin: AdminClient,
 ) -> None:
     pending = csrf_of(await (await admin.get("/login")).text())  # the admin, about to sign in
     assert admin.app is not None
@@ -241,7 +239,7 @@ async def test_a_flood_of_sign_in_forms_neither_evicts_a_pending_one_nor_fills_m
     assert response.url.path == "/"
 
 
-async def test_a_sign_in_form_is_bound_to_its_browser(admin: Client) -> None:
+async def test_a_sign_in_form_is_bound_to_its_browser(admin: AdminClient) -> None:
     """A token from one browser (say, fetched by a local process) is worth nothing in another."""
     async with aiohttp.ClientSession() as other, other.get(admin.make_url("/login")) as page:
         stolen = csrf_of(await page.text())
@@ -251,7 +249,7 @@ async def test_a_sign_in_form_is_bound_to_its_browser(admin: Client) -> None:
     assert "security token is missing or wrong" in await response.text()
 
 
-async def test_an_old_sign_in_form_is_refused(admin: Client) -> None:
+async def test_an_old_sign_in_form_is_refused(admin: AdminClient) -> None:
     token = csrf_of(await (await admin.get("/login")).text())
     assert admin.app is not None
     clock = admin.app[SITE].sessions.clock
@@ -263,7 +261,7 @@ async def test_an_old_sign_in_form_is_refused(admin: Client) -> None:
     assert status == 200
 
 
-async def test_a_forged_sign_in_is_refused_even_with_the_password(admin: Client) -> None:
+async def test_a_forged_sign_in_is_refused_even_with_the_password(admin: AdminClient) -> None:
     await admin.get("/login")  # a session, but the form's token is not sent
     response = await admin.post("/login", data={"password": ADMIN_PASSWORD})
     assert response.status == 403
@@ -283,7 +281,9 @@ async def test_without_a_password_nobody_signs_in(
 
 
 # forms --------------------------------------------------------------------------------------
-async def test_a_malformed_upload_body_is_a_clear_400(admin: Client, services: Services) -> None:
+async def test_a_malformed_upload_body_is_a_clear_400(
+    admin: AdminClient, services: Services
+) -> None:
     await sign_in(admin)
     response = await admin.post(
         "/enrol/image",
@@ -295,7 +295,7 @@ async def test_a_malformed_upload_body_is_a_clear_400(admin: Client, services: S
     assert "example" not in services.roster.current().accounts
 
 
-async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: Client) -> None:
+async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: AdminClient) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
     form = FormData()
@@ -306,7 +306,7 @@ async def test_an_upload_declaring_a_huge_length_is_refused_unread(admin: Client
 
 
 async def test_an_image_just_over_the_cap_is_cut_off_while_streaming(
-    admin: Client, services: Services
+    admin: AdminClient, services: Services
 ) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
@@ -336,7 +336,7 @@ def test_an_image_bomb_is_refused_with_its_real_size(width: int, height: int) ->
 
 
 async def test_a_label_with_a_control_character_is_refused_and_nothing_stored(
-    admin: Client, services: Services
+    admin: AdminClient, services: Services
 ) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
@@ -348,7 +348,7 @@ async def test_a_label_with_a_control_character_is_refused_and_nothing_stored(
 
 
 async def test_a_hostile_issuer_is_enrolled_as_the_page_shows_it(
-    admin: Client, services: Services
+    admin: AdminClient, services: Services
 ) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
@@ -360,7 +360,7 @@ async def test_a_hostile_issuer_is_enrolled_as_the_page_shows_it(
     assert (account.label, account.issuer) == ("Exam[2Jple", "Exam[2Jple")
 
 
-async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> None:
+async def test_a_bare_secret_needs_a_name(admin: AdminClient, services: Services) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
     form = {"csrf": token, "uri": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}
@@ -373,7 +373,7 @@ async def test_a_bare_secret_needs_a_name(admin: Client, services: Services) -> 
 
 
 async def test_an_existing_name_is_refused_and_the_seed_kept(
-    admin: Client, services: Services
+    admin: AdminClient, services: Services
 ) -> None:
     await sign_in(admin)
     token = csrf_of(await (await admin.get("/")).text())
@@ -386,7 +386,7 @@ async def test_an_existing_name_is_refused_and_the_seed_kept(
 
 
 async def test_a_user_without_room_on_the_keypad_stores_nothing(
-    admin: Client, services: Services
+    admin: AdminClient, services: Services
 ) -> None:
     def fill(roster: Roster) -> Roster:
         for number in range(7):

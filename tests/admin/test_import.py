@@ -12,9 +12,9 @@ import pytest
 from aiohttp import FormData
 from playwright.async_api import Page
 
-from tests.admin.helpers import ARTIFACTS, AdminPage, sign_in
+from tests.admin.helpers import ARTIFACTS, AdminClient, AdminPage, sign_in
 from tests.admin.test_browser import NOTICE
-from tests.admin.test_http import Client, admin, csrf_of
+from tests.admin.test_http import admin, csrf_of
 from tests.admin.test_http import sign_in as sign_in_over_http
 from tests.enrol import backup_writers as write
 from tests.enrol.backup_writers import PASSPHRASE, SAMPLES
@@ -34,7 +34,7 @@ def state_files(services: Services) -> dict[str, bytes]:
 
 
 async def post_backup(
-    admin: Client, raw: bytes, passphrase: str = PASSPHRASE, **fields: str
+    admin: AdminClient, raw: bytes, passphrase: str = PASSPHRASE, **fields: str
 ) -> tuple[int, str]:
     """Sign in, post `raw` as the backup file; the status and the page that answers."""
     await sign_in_over_http(admin)
@@ -59,7 +59,10 @@ async def post_backup(
     ids=["aegis", "2fas", "andotp", "ente"],
 )
 async def test_an_encrypted_backup_is_enrolled_for_a_user(
-    admin: Client, services: Services, make: Callable[[], bytes], caplog: pytest.LogCaptureFixture
+    admin: AdminClient,
+    services: Services,
+    make: Callable[[], bytes],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     status, _page = await post_backup(admin, make(), users="alice")
@@ -88,7 +91,7 @@ REFUSALS: dict[str, tuple[Callable[[], bytes], str, str]] = {
 
 @pytest.mark.parametrize("refusal", REFUSALS)
 async def test_each_refusal_is_shown_and_stores_nothing(
-    admin: Client, services: Services, refusal: str
+    admin: AdminClient, services: Services, refusal: str
 ) -> None:
     make, passphrase, words = REFUSALS[refusal]
     before = state_files(services)
@@ -100,7 +103,7 @@ async def test_each_refusal_is_shown_and_stores_nothing(
     assert state_files(services) == before
 
 
-async def test_a_name_clash_enrols_none(admin: Client, services: Services) -> None:
+async def test_a_name_clash_enrols_none(admin: AdminClient, services: Services) -> None:
     clash = (write.Sample("Gmail", "me", SAMPLES[0].secret, "totp"), *NEW)
     before = state_files(services)
     status, page = await post_backup(admin, write.twofas(clash, PASSPHRASE))

@@ -6,33 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 
-from tests.admin.helpers import ADMIN_PASSWORD, Clock
+from tests.admin.helpers import AdminClient
 from tests.helpers import CALLER, run_totpd
-from totpd.admin import create_admin_app
 from totpd.admin.auth import LOCKOUT_USER
-from totpd.admin.password import AdminPassword
 from totpd.lockout import Lockout
 from totpd.lockout_windows import Layer, LockState
 from totpd.services import Services, read_lockouts
-
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def admin(aiohttp_client: AiohttpClient, services: Services) -> Client:
-    """A client of the admin page, signed in."""
-    AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
-    client = await aiohttp_client(create_admin_app(services, clock=Clock()))
-    form = await (await client.get("/login")).text()
-    token = re.search(r'name="csrf" value="([^"]+)"', form)
-    assert token is not None
-    signed_in = await client.post("/login", data={"csrf": token[1], "password": ADMIN_PASSWORD})
-    assert signed_in.status == 200
-    return client
 
 
 async def fail_three_times(lockout: Lockout, user: str) -> None:
@@ -61,16 +41,16 @@ def locked_windows(states: list[LockState]) -> set[tuple[str, str, str]]:
 
 
 async def test_unlock_on_an_admin_page_row_clears_the_admin_window_only(
-    admin: Client, services: Services
+    signed_in_admin: AdminClient, services: Services
 ) -> None:
     await fail_three_times(services.lockout, "alice")  # a phone caller, number withheld
     await fail_three_times(services.admin_lockout, LOCKOUT_USER)  # the sign-in form
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     [(text, fields)] = [
         (t, f) for t, f in row_forms(page) if "admin" in t and "caller" in t and "withheld" in t
     ]
     assert text.startswith("admin page caller (withheld) 3 of 3 locked")  # says whose it is
-    cleared = await admin.post("/lockouts/unlock", data=fields)
+    cleared = await signed_in_admin.post("/lockouts/unlock", data=fields)
     assert cleared.status == 200
     after = locked_windows(await services.lockout.status())
     assert ("", "caller", "(withheld)") in after  # the phone's window: untouched
@@ -79,14 +59,14 @@ async def test_unlock_on_an_admin_page_row_clears_the_admin_window_only(
 
 
 async def test_unlock_on_a_phone_row_clears_the_phone_window_only(
-    admin: Client, services: Services
+    signed_in_admin: AdminClient, services: Services
 ) -> None:
     await fail_three_times(services.lockout, "alice")
     await fail_three_times(services.admin_lockout, LOCKOUT_USER)
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     [(text, fields)] = [(t, f) for t, f in row_forms(page) if t.startswith("phone caller")]
     assert text.startswith("phone caller (withheld) 3 of 3 locked")
-    await admin.post("/lockouts/unlock", data=fields)
+    await signed_in_admin.post("/lockouts/unlock", data=fields)
     after = locked_windows(await services.lockout.status())
     assert ("", "caller", "(withheld)") not in after
     assert ("admin", "caller", "(withheld)") in after
@@ -96,16 +76,16 @@ async def test_unlock_on_a_phone_row_clears_the_phone_window_only(
     "window", ["LIMITER/caller/447700900999/3/15/minute", "anything", "", "LIMITER/global/all"]
 )
 async def test_a_forged_unlock_form_is_refused_and_clears_nothing(
-    admin: Client, services: Services, window: str
+    signed_in_admin: AdminClient, services: Services, window: str
 ) -> None:
     await fail_three_times(services.lockout, "alice")
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     [(_, fields)] = row_forms(page)[:1]
     before = locked_windows(await services.lockout.status())
     for name in ("window", "key"):
         if name in fields:
             fields[name] = window
-    refused = await admin.post("/lockouts/unlock", data={**fields, "layer": "caller"})
+    refused = await signed_in_admin.post("/lockouts/unlock", data={**fields, "layer": "caller"})
     assert refused.status == 400
     assert "Nothing was unlocked" in await refused.text()
     assert locked_windows(await services.lockout.status()) == before

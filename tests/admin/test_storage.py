@@ -6,27 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 
-from tests.admin.helpers import ADMIN_PASSWORD, EXAMPLE_URI, Clock
-from totpd.admin import create_admin_app
-from totpd.admin.password import AdminPassword
+from tests.admin.helpers import EXAMPLE_URI, AdminClient
 from totpd.services import Services
-
-Client = TestClient[web.Request, web.Application]
-
-
-async def _signed_in(aiohttp_client: AiohttpClient, services: Services) -> Client:
-    AdminPassword(services.config.paths.state_dir, services.config.pins).set(ADMIN_PASSWORD)
-    admin = await aiohttp_client(create_admin_app(services, clock=Clock()))
-    page = await (await admin.get("/login")).text()
-    token = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert token is not None
-    response = await admin.post("/login", data={"csrf": token[1], "password": ADMIN_PASSWORD})
-    assert response.status == 200
-    return admin
 
 
 def _unreadable_as_a_directory(path: Path) -> None:
@@ -40,12 +22,11 @@ def _unreadable_as_garbage(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_unreadable_as_a_directory, _unreadable_as_garbage])
 async def test_the_home_page_says_the_directory_cannot_be_read(
-    aiohttp_client: AiohttpClient, services: Services, damage: Callable[[Path], None]
+    signed_in_admin: AdminClient, services: Services, damage: Callable[[Path], None]
 ) -> None:
-    admin = await _signed_in(aiohttp_client, services)
     roster = services.config.paths.state_dir / "directory.json"
     damage(roster)
-    response = await admin.get("/")
+    response = await signed_in_admin.get("/")
     page = await response.text()
     assert response.status == 503
     assert "The directory cannot be read" in page
@@ -63,15 +44,16 @@ def immutable_roster(services: Services) -> Iterator[Path]:
 
 @pytest.mark.root  # chattr +i
 async def test_an_enrolment_the_directory_cannot_take_is_a_clear_503(
-    aiohttp_client: AiohttpClient, services: Services, immutable_roster: Path
+    signed_in_admin: AdminClient, services: Services, immutable_roster: Path
 ) -> None:
-    admin = await _signed_in(aiohttp_client, services)
-    page = await (await admin.get("/")).text()
+    page = await (await signed_in_admin.get("/")).text()
     token = re.search(r'name="csrf" value="([^"]+)"', page)
     assert token is not None
     before = immutable_roster.read_bytes()
     subprocess.run(["chattr", "+i", str(immutable_roster)], check=True)
-    response = await admin.post("/enrol/text", data={"csrf": token[1], "uri": EXAMPLE_URI})
+    response = await signed_in_admin.post(
+        "/enrol/text", data={"csrf": token[1], "uri": EXAMPLE_URI}
+    )
     page = await response.text()
     assert response.status == 503
     assert "Not enrolled" in page
