@@ -4,6 +4,8 @@ Helpers are imported by name from tests/helpers.py and tests/servers.py, never f
 """
 
 import ctypes.util
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -193,3 +195,21 @@ async def open_app(tmp_path: Path) -> AsyncIterator[Opener]:
         await server.close()
     for services in opened:
         services.close()
+
+
+@pytest.fixture
+def totpd_log() -> Iterator[io.StringIO]:
+    """Everything that reaches totpd's own log handler, at every level.
+
+    The daemon's handler sits on the root logger (totpd.logs.configure_logging); so does
+    this one. (caplog would not do: pytest also hooks loggers that do not propagate.)
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)

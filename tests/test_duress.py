@@ -10,10 +10,9 @@ duress PIN freezes the readout is refused (the right PIN too) until `totpd unloc
 import asyncio
 import io
 import json
-import logging
 import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,20 +59,6 @@ async def ntfy_server(aiohttp_server: AiohttpServer) -> tuple[Ntfy, TestServer]:
     """An ntfy publish endpoint on loopback that wants TOKEN."""
     ntfy = Ntfy(token=TOKEN)
     return ntfy, await aiohttp_server(ntfy.app())
-
-
-@pytest.fixture
-def daemon_log() -> Iterator[io.StringIO]:
-    """Everything totpd logs, at every level, as its root handler would get it."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 Told = Callable[..., Awaitable[tuple[Services, Line]]]
@@ -139,7 +124,7 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 15.0) -> 
 
 
 async def test_a_duress_pin_is_heard_byte_for_byte_as_a_wrong_pin_and_the_owner_is_told(
-    told: Told, ntfy_server: tuple[Ntfy, TestServer], daemon_log: io.StringIO
+    told: Told, ntfy_server: tuple[Ntfy, TestServer], totpd_log: io.StringIO
 ) -> None:
     services, line = await told()
     set_duress(services)
@@ -167,9 +152,9 @@ async def test_a_duress_pin_is_heard_byte_for_byte_as_a_wrong_pin_and_the_owner_
     # The duress PIN never leaves a trace of itself: not in the log, a metric or a message.
     scraped = generate_latest(services.metrics.registry).decode()
     assert "totpd_duress_total 3.0" in scraped
-    for text in (daemon_log.getvalue(), scraped, *(p.message + p.title for p in ntfy.published)):
+    for text in (totpd_log.getvalue(), scraped, *(p.message + p.title for p in ntfy.published)):
         assert DURESS_PIN not in text
-    assert "duress" in daemon_log.getvalue()  # the journal says what happened, not the digits
+    assert "duress" in totpd_log.getvalue()  # the journal says what happened, not the digits
 
 
 async def test_a_right_pin_is_still_accepted_while_a_duress_pin_is_set(open_app: Opener) -> None:
