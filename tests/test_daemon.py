@@ -33,6 +33,7 @@ from tests.helpers import (
 )
 from totpd import config as config_module
 from totpd import vonage
+from totpd.daemon import LISTEN_BACKLOG
 
 WATCHDOG_USEC = 200_000  # pings every 0.1 s
 
@@ -209,6 +210,30 @@ def test_ready_is_sent_once_every_listener_accepts(daemon: Daemon) -> None:
     assert daemon.stop() == 0
 
 
+def listen_backlog(port: int) -> int:
+    """The accept queue's length of the socket listening on 127.0.0.1:port (ss's Send-Q)."""
+    shown = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(shown[2])
+
+
+def kernel_backlog_cap() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def test_the_listeners_queue_a_flood_of_connections_not_128(daemon: Daemon) -> None:
+    # With aiohttp's default of 128 the kernel dropped genuine handshakes under `make bench`'s
+    # slow-connection siege, and each came back a second later, past Vonage's connect timeout.
+    daemon.start()
+    daemon.notifications.wait_for("READY", "1")
+    expected = min(LISTEN_BACKLOG, kernel_backlog_cap())
+    assert expected > 128
+    assert listen_backlog(daemon.port) == expected
+    assert listen_backlog(daemon.metrics_port) == expected
+    assert daemon.stop() == 0
+
+
 def test_serve_warns_at_start_when_no_application_id_is_set(daemon: Daemon) -> None:
     text = daemon.config_path.read_text()
     daemon.config_path.write_text(text.replace("application_id = ", "# application_id = "))
@@ -333,6 +358,7 @@ def test_socket_activation_serves_the_passed_socket(daemon: Daemon) -> None:
     refused.value.close()
     assert refused.value.code == 401  # totpd answered: unsigned
     assert not port_accepts(daemon.port), "the configured port is not bound when a socket is passed"
+    assert listen_backlog(passed_port) == min(LISTEN_BACKLOG, kernel_backlog_cap())
     assert f"webhooks listening on 127.0.0.1:{passed_port} (socket activation)" in daemon.log()
     assert daemon.stop() == 0
 

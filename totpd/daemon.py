@@ -29,6 +29,12 @@ LISTENERS = ("webhooks", "metrics", "admin")
 DRAIN_S = 10.0
 NOTIFY_DRAIN_S = 5.0
 STATUS_INTERVAL_S = 10.0
+# Connections the kernel queues until the daemon accepts them (capped by net.core.somaxconn;
+# totpd.socket asks for the same). aiohttp's default, 128, overflowed under `make bench`'s
+# slow-connection siege: the kernel dropped genuine handshakes, and each retry came a second
+# later, past Vonage's connect timeout. A queued connection holds no file descriptor; the
+# listener's cap applies once it is accepted.
+LISTEN_BACKLOG = 4096
 
 
 async def _start(
@@ -43,7 +49,7 @@ async def _start(
     await runner.setup()
     if passed:  # socket activation: systemd already bound the address
         for sock in passed:
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
             log.info("%s listening on %s (socket activation)", what, _address(sock))
         return runner
     try:
@@ -51,9 +57,9 @@ async def _start(
             bound = bind_unix_socket(listen.path)
             if made is not None:
                 made.append(bound)
-            await web.SockSite(runner, bound.sock).start()
+            await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG).start()
         else:
-            await web.TCPSite(runner, listen.host, listen.port).start()
+            await web.TCPSite(runner, listen.host, listen.port, backlog=LISTEN_BACKLOG).start()
     except OSError as exc:
         await runner.cleanup()
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
