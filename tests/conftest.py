@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from tests.admin.helpers import CHROMIUM
 from tests.helpers import (
+    CHROMIUM,
     FAST_ARGON2,
     SIGNATURE_SECRET,
     Client,

@@ -41,6 +41,7 @@ from totpd.users import User
 from totpd.web import create_server
 
 REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"  # Debian's, for the admin page's browser tests
 DEPLOY = REPO / "deploy"
 
 SIGNATURE_SECRET = "test-signature-secret-0123456789abcdef"

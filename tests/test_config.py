@@ -57,6 +57,25 @@ def test_mistakes_name_their_key(text: str, expected: str) -> None:
     assert expected in error(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[servre]\n",  # an unknown section
+        "[server]\nlisen = 1",  # an unknown key
+        '[call]\nmax_pin_attempts = "3"',  # a wrong type
+        "server = 1",  # a section that is no table
+        "[call]\nmax_pin_attempts = 0",  # out of range
+        "[server\n",  # not TOML
+    ],
+)
+def test_every_mistake_in_a_file_names_the_file_first(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        parse(text, source=path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
 def test_admin_may_listen_remotely_only_when_asked() -> None:
     config = parse('[admin]\nlisten = "0.0.0.0:8081"\nallow_remote = true')
     assert config.admin.listen == Listen("0.0.0.0", 8081)

@@ -371,12 +371,13 @@ def parse(text: str, source: Path | None = None) -> Config:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}not valid TOML: {exc}") from None
-    sections = {}
-    for name, table in document.items():
-        if name not in SECTIONS:
-            raise ConfigError(f"{where}[{name}]: unknown section (known: {', '.join(SECTIONS)})")
-        sections[name] = _section(name, SECTIONS[name], table)
     try:
+        sections = {}
+        for name, table in document.items():
+            if name not in SECTIONS:
+                known = ", ".join(SECTIONS)
+                raise ConfigError(f"[{name}]: unknown section (known: {known})")
+            sections[name] = _section(name, SECTIONS[name], table)
         return _validate(Config(**sections, source=source))
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None

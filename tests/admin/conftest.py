@@ -14,13 +14,13 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from tests.admin.helpers import (
     ADMIN_PASSWORD,
-    CHROMIUM,
     CHROMIUM_ARGS,
     AdminClient,
     AdminPage,
     BrowserFactory,
     Clock,
 )
+from tests.helpers import CHROMIUM
 from totpd.admin import create_admin_app
 from totpd.admin.password import AdminPassword
 from totpd.services import Services

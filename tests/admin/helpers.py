@@ -21,7 +21,6 @@ from totpd.services import Services
 
 ADMIN_PASSWORD = "correct horse battery staple"
 AdminClient = TestClient[web.Request, web.Application]  # a client of the admin page
-CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium in a closed network stalls on its background fetches.
 CHROMIUM_ARGS = [
     "--headless",

@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from totpd.cli.parser import Commands, add_command, echo
+from totpd.cli.parser import Commands, add_command, add_group, echo
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
 from totpd.enrol.backups import FORMATS as BACKUP_FORMATS
@@ -177,8 +177,7 @@ def cmd_account_code(args: argparse.Namespace, config: Config) -> int:
 
 def register(commands: Commands) -> None:
     """Add `account` and its actions to the parser."""
-    account = add_command(commands, "account", cmd_account_list)
-    actions = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    actions = add_group(commands, "account", "Enrol, import, list, remove accounts; show a code.")
     add = add_command(actions, "add", cmd_account_add)
     add.add_argument("name")
     add.add_argument("--label", help='what the voice calls it, e.g. "GitHub"')

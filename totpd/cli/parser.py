@@ -15,11 +15,18 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_command(commands: Commands, name: str, run: Command) -> argparse.ArgumentParser:
-    """Add the subcommand `name`, which runs `run`; its help is the first line of `run`'s
-    docstring."""
-    sub = commands.add_parser(name, help=(run.__doc__ or "").splitlines()[0])
+    """Add the subcommand `name`, which runs `run`; its help is the first paragraph of `run`'s
+    docstring, on one line."""
+    first_paragraph = (run.__doc__ or "").split("\n\n")[0]
+    sub = commands.add_parser(name, help=" ".join(first_paragraph.split()))
     sub.set_defaults(run=run)
     return sub
+
+
+def add_group(commands: Commands, name: str, help: str) -> Commands:
+    """Add the command group `name` (`totpd NAME ACTION ...`); return where its actions go."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
 def echo(*columns: object, file: TextIO | None = None) -> None:

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from totpd.cli.parser import Commands, add_command, echo
+from totpd.cli.parser import Commands, add_command, add_group, echo
 from totpd.cli.prompt import read_secret
 from totpd.config import Config
 from totpd.errors import TotpdError
@@ -71,8 +71,9 @@ def cmd_secrets_set_signature_secret(args: argparse.Namespace, config: Config) -
 
 def register(commands: Commands) -> None:
     """Add `secrets` and its actions to the parser."""
-    group = add_command(commands, "secrets", cmd_secrets_init)
-    actions = group.add_subparsers(dest="secrets_command", required=True, metavar="ACTION")
+    actions = add_group(
+        commands, "secrets", "Seal the vault key; encrypted backups; the signature secret."
+    )
     init = add_command(actions, "init", cmd_secrets_init)
     init.add_argument("--output", type=Path, help="sealed key file (default: see config)")
     init.add_argument("--with-key", choices=WITH_KEY_CHOICES, default="auto")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from totpd import catalogues, phone
-from totpd.cli.parser import Commands, add_command, echo
+from totpd.cli.parser import Commands, add_command, add_group, echo
 from totpd.cli.prompt import comma_list, read_secret
 from totpd.config import Config
 from totpd.errors import PhoneNumberError, RosterError
@@ -232,8 +232,9 @@ GENERATE_HELP = "assign a random PIN (pins.generated_length digits) and print it
 
 def register(commands: Commands) -> None:
     """Add `user` and `admin` and their actions to the parser."""
-    user = add_command(commands, "user", cmd_user_list)
-    actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    actions = add_group(
+        commands, "user", "Add, change and remove the users who call: PINs, menus, allowlists."
+    )
     add = add_command(actions, "add", cmd_user_add)
     add.add_argument("name")
     add.add_argument("--accounts", required=True, help="comma-separated account names")
@@ -281,6 +282,5 @@ def register(commands: Commands) -> None:
     set_language.add_argument("name")
     set_language.add_argument("language", help="BCP-47 tag, e.g. de-DE, or default")
     add_command(actions, "list", cmd_user_list)
-    admin = add_command(commands, "admin", cmd_admin_passwd)
-    admin_actions = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    admin_actions = add_group(commands, "admin", "The admin web page's password.")
     add_command(admin_actions, "passwd", cmd_admin_passwd)
