@@ -130,6 +130,24 @@ async def test_every_refusal_takes_as_long_as_a_checked_wrong_pin(open_app: Open
     assert all(abs(ratio - 1) < TOLERANCE for ratio in ratios.values()), ratios
 
 
+async def test_a_refusal_also_spends_what_counting_costs_on_slow_storage(
+    open_app: Opener,
+) -> None:
+    # An SD card's fsyncs can make counting and recording a wrong PIN cost as much as Argon2.
+    # The daemon keeps a running mean of that cost (Lockout.counting_cost_s, which only wrong
+    # PINs update); set here to what such a card costs, a refusal must spend it on top of the
+    # two Argon2 verifications, as a wrong PIN does, not overlap the two.
+    services, line = await open_app(pins=SLOW_ARGON2, per_caller="1 per hour")
+    add_users(services)  # several users: the call asks for a keypad number first
+    await timed_pin(line, LOCKED_NUMBER, "1")  # this caller's window is now full
+    argon2_s = statistics.median([await timed_pin(line, LOCKED_NUMBER, "1") for _ in range(3)])
+    assert argon2_s > 0.05, argon2_s  # a refusal runs Argon2: this is what it costs
+    slow_storage_s = 0.3
+    services.lockout.counting_cost_s = slow_storage_s
+    refused_s = statistics.median([await timed_pin(line, LOCKED_NUMBER, "1") for _ in range(3)])
+    assert refused_s > argon2_s + 0.8 * slow_storage_s, (refused_s, argon2_s)
+
+
 DURESS_PIN = "73829164"
 DURESS_ROUNDS = 12
 # Slower still: two verifications of about 0.1 s each, beside which what a duress PIN does

@@ -132,9 +132,10 @@ async def _duress(services: Services, call: Call, user: User | None) -> None:
 async def _refuse_in_time(services: Services, pin: str, started_s: float) -> None:
     """Spend on a refusal what a wrong PIN costs: the same two Argon2 verifications (against
     the dummy hash), in the same thread pool, and what counting and recording an attempt has
-    lately cost the storage (fsyncs a refusal does not make)."""
-    await services.pins.check(None, None, pin)
+    lately cost the storage (fsyncs a refusal does not make), less what reading the windows
+    took before the refusal."""
     storage_s = services.lockout.counting_cost_s - (time.perf_counter() - started_s)
+    await services.pins.check(None, None, pin)
     await asyncio.sleep(max(0.0, storage_s))
 
 
