@@ -9,7 +9,9 @@ from pathlib import Path
 
 from tests.helpers import APPLICATION_ID, CALLER, PIN, SIGNATURE_SECRET, free_port
 from tests.servers import Line, Replica, new_session
+from totpd import reload as reload_module
 from totpd import vonage
+from totpd.config import parse
 
 
 async def reload(replica: Replica, config_text: str) -> str:
@@ -91,3 +93,13 @@ async def test_sighup_applies_a_changed_config_to_new_requests(
         assert languages(heard.ncco) == {"en-GB"}
     assert replica.process is not None
     assert replica.process.poll() is None  # it never stopped
+
+
+def test_a_reload_names_a_changed_storage_without_its_password() -> None:
+    running = parse("")
+    loaded = parse('[lockout]\nstorage = "redis://:hunter2@db.example:6379/0"')
+    reconciled = reload_module.reconcile(running, loaded)
+    assert reconciled.pending == ("lockout.storage",)
+    shown = reload_module.describe(loaded, "lockout.storage")
+    assert shown == "a redis:// URI"
+    assert reload_module.describe(running, "lockout.storage") == "embedded"

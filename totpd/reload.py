@@ -61,7 +61,11 @@ def reconcile(running: Config, loaded: Config) -> Reconciled:
 
 
 def describe(config: Config, key: str) -> str:
-    """The value of a dotted key, as the config file would spell it."""
+    """The value of a dotted key, as the config file would spell it; of the lockout storage's
+    URI only the scheme, as `check-config` shows it, since the URI may hold a password."""
     section, name = key.split(".", 1)
     attribute = name if hasattr(getattr(config, section), name) else f"{name}_"
-    return str(getattr(getattr(config, section), attribute))
+    value = str(getattr(getattr(config, section), attribute))
+    if key == "lockout.storage" and ":" in value:
+        return f"a {value.partition(':')[0]}:// URI"
+    return value
