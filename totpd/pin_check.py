@@ -67,7 +67,7 @@ async def check_pin(services: Services, call: Call, pin: str) -> PinChecked:
     if check.ok and user is not None:
         await lockout.give_back(admission)
         if check.new_hash:
-            await _store_rehash(services, user.name, check.new_hash)
+            await _store_rehash(services, user.name, user.pin_hash, check.new_hash)
         choices = tuple(
             Choice(name, roster.accounts[name].label)
             for name in user.accounts
@@ -139,8 +139,12 @@ async def _refuse_in_time(services: Services, pin: str, started_s: float) -> Non
     await asyncio.sleep(max(0.0, storage_s))
 
 
-async def _store_rehash(services: Services, user_name: str, new_hash: str) -> None:
-    """Upgrade a PIN hash to the configured Argon2 parameters, when the directory can be saved.
+async def _store_rehash(
+    services: Services, user_name: str, verified_hash: str, new_hash: str
+) -> None:
+    """Upgrade a PIN hash to the configured Argon2 parameters, when the directory can be saved
+    and the user's hash is still the one just verified (an admin may have changed the PIN
+    meanwhile: the new one stays).
 
     A failure does not fail the call: the stored hash still verifies, and the next correct
     PIN tries again. Failing it would turn a full disk into a lockout of the owner, and
@@ -149,7 +153,9 @@ async def _store_rehash(services: Services, user_name: str, new_hash: str) -> No
 
     def change(roster: Roster) -> Roster:
         user = roster.users.get(user_name)
-        return roster.with_user(replace(user, pin_hash=new_hash)) if user else roster
+        if user is None or user.pin_hash != verified_hash:
+            return roster
+        return roster.with_user(replace(user, pin_hash=new_hash))
 
     try:
         await asyncio.to_thread(services.roster.update, change)
