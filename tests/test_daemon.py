@@ -31,7 +31,9 @@ from tests.helpers import (
     run_totpd,
     write_config,
 )
+from tests.servers import Opener, RedisServer
 from totpd import config as config_module
+from totpd import daemon as daemon_module
 from totpd import vonage
 from totpd.daemon import LISTEN_BACKLOG
 
@@ -646,3 +648,16 @@ def test_sigterm_lets_an_in_flight_pin_check_finish(tmp_path: Path) -> None:
         if daemon.process is not None and daemon.process.poll() is None:
             daemon.process.kill()
         notifications.close()
+
+
+@pytest.mark.redis
+async def test_the_status_line_says_when_redis_is_down_and_keeps_going(
+    open_app: Opener, redis_server: RedisServer
+) -> None:
+    services, _ = await open_app(storage=redis_server.url)
+    assert await daemon_module._status(services) == "0 calls in progress, 0 served, 0 lockouts"
+    redis_server.stop()
+    down = await daemon_module._status(services)  # a reload's READY=1 and STATUS= depend on it
+    assert down == "call storage down, 0 served; lockout storage down"
+    redis_server.start()
+    assert await daemon_module._status(services) == "0 calls in progress, 0 served, 0 lockouts"

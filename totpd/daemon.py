@@ -106,16 +106,20 @@ def _served(services: Services) -> int:
 
 
 async def _status(services: Services) -> str:
-    """The STATUS= line: calls now and served, lockouts in force (also sets the gauge)."""
-    active = await services.calls.count()
+    """The STATUS= line: calls now and served, lockouts in force (also sets the gauge). Never
+    raises for storage that is down (Redis, for either): it says so instead."""
+    try:
+        calls = f"{await services.calls.count()} calls in progress"
+    except TotpdError:
+        calls = "call storage down"
+    served = f"{calls}, {_served(services)} served"
     try:
         states = await services.lockout.status()
     except TotpdError:
-        return f"{active} calls in progress, {_served(services)} served; lockout storage down"
+        return f"{served}; lockout storage down"
     locked = [state for state in states if state.locked]
-    phone_states = [state for state in states if services.lockout.in_scope(state)]
-    publish_locked(services.metrics.set_locked, phone_states)
-    return f"{active} calls in progress, {_served(services)} served, {len(locked)} lockouts"
+    publish_locked(services.metrics.set_locked, [s for s in states if services.lockout.in_scope(s)])
+    return f"{served}, {len(locked)} lockouts"
 
 
 async def _report_status(services: Services) -> None:
