@@ -63,8 +63,8 @@ def open_lock(path: Path) -> int:
 
 
 def open_append(path: Path) -> int:
-    """`path` opened to append to, created 0600 if absent."""
-    return _opened(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    """`path` opened to append to (and to read back with pread), created 0600 if absent."""
+    return _opened(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
 
 
 def open_read(path: Path) -> int:

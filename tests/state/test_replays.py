@@ -2,6 +2,7 @@
 no code and moves no HOTP counter. Then the file itself: expiry, rotation, damage."""
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.helpers import CALLER, GITHUB_SEED, PIN
 from tests.servers import Line, Replica, new_session, place_call
 from totpd.enrol import Enrolment
 from totpd.enrol.commit import store_enrolments
+from totpd.errors import StateUnavailable
 from totpd.otp import Account, Kind
 from totpd.roster import RosterFile
 from totpd.secrets import open_store
@@ -152,3 +154,21 @@ async def test_a_jti_with_a_newline_cannot_forge_a_line(tmp_path: Path, clock: C
     assert await reopened.first_use("forged", 90)
     assert not await reopened.first_use('x"]\n[99999999999, "forged', 90)
     reopened.close()
+
+
+@pytest.mark.parametrize("name", [REPLAYS_FILE, f"{REPLAYS_FILE}.old"])
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+async def test_a_planted_link_or_fifo_is_refused_not_followed(
+    tmp_path: Path, clock: Clock, name: str, planted: str
+) -> None:
+    state, elsewhere = tmp_path / "state", tmp_path / "elsewhere"
+    state.mkdir()
+    elsewhere.write_text("someone else's file\n")
+    if planted == "link":
+        (state / name).symlink_to(elsewhere)
+    else:
+        os.mkfifo(state / name)  # a read would block the daemon's start for ever
+    replays = ReplayFile(state, clock)
+    with pytest.raises(StateUnavailable):
+        await replays.first_use("a", 90)
+    assert elsewhere.read_text() == "someone else's file\n"

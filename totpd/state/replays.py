@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from totpd import speedups
+from totpd import files, speedups
 from totpd.errors import StateUnavailable
 
 REPLAYS_FILE = "replays.journal"
@@ -68,7 +68,7 @@ class ReplayFile:
     def _read(self, path: Path, now_s: float) -> int:
         """Load the unexpired lines of `path`; return how many could not be read."""
         try:
-            raw = path.read_bytes()
+            raw = files.read_file(path)
         except FileNotFoundError:
             return 0
         except OSError as exc:
@@ -91,9 +91,8 @@ class ReplayFile:
 
     def _open(self, now_s: float) -> None:
         """Open the journal for appending (the one there is, or a new one)."""
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(self.path, flags, 0o600)
+            fd = files.open_append(self.path)
             size = os.fstat(fd).st_size
             # A line torn by a power cut: the next one starts on a line of its own.
             self._torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
