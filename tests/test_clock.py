@@ -26,6 +26,7 @@ from tests.helpers import (
     free_port,
     run_totpd,
     spoken,
+    wait_for_port,
     write_config,
 )
 from tests.servers import Line, Replica, new_session, sample
@@ -250,6 +251,48 @@ async def test_a_daemon_refuses_codes_to_a_clock_off_either_way(
     # A genuine caller with a right clock still hears a code.
     call = run_totpd(replica.config_path, "call", "--press", PIN, "--press", "")
     assert "code is" in call.stdout, call.stdout + call.stderr
+
+
+def test_a_daemon_on_its_own_port_forgives_no_start_up_time(tmp_path: Path) -> None:
+    """Without socket activation nothing waits in a queue for the daemon: even after a slow
+    start (2 s here), a webhook that looks older than the 1 s the clock may be off is a clock
+    ahead, and refused, in the first seconds of serving as later."""
+    port = free_port()
+    config_path = write_config(
+        tmp_path,
+        listen=f"127.0.0.1:{port}",
+        metrics=f"127.0.0.1:{free_port()}",
+        vonage_extra="max_clock_disagreement_s = 1",
+    )
+    config = config_module.load(config_path)
+    config.paths.state_dir.mkdir(mode=0o700)
+    enrol_demo(config)
+    slow_start = ["sh", "-c", 'sleep 2 && exec "$@"', "sh"]  # the process began 2 s earlier
+    serve = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
+    with (tmp_path / "daemon.log").open("wb") as log:
+        daemon = subprocess.Popen(
+            [*slow_start, *serve],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={config_module.SIGNATURE_SECRET_ENV: SIGNATURE_SECRET, "PATH": "/usr/bin:/bin"},
+        )
+    try:
+        wait_for_port(port, timeout_s=20)
+        body = json.dumps({"from": CALLER, "to": "447700900999", "uuid": "started"}).encode()
+        token = vonage.sign_webhook(
+            body, SIGNATURE_SECRET.encode(), time.time() - 1.5, APPLICATION_ID
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/answer",
+            data=body,
+            headers={"Authorization": token, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            status, ncco = response.status, json.loads(response.read())
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert_clock_goodbye(status, ncco)
 
 
 def test_the_kernel_sync_flag_is_reported_never_obeyed(tmp_path: Path) -> None:

@@ -226,14 +226,15 @@ async def run(config: Config) -> None:
     for warning in config_warnings(config):
         log.warning(warning)
     services = open_services(config)
-    try:
-        services.startup = clock.StartupWait.of_this_process()
-    except (OSError, ValueError, IndexError) as exc:  # no /proc: nothing is forgiven
-        log.warning("cannot tell when this process started: %s", exc)
+    activated = _activated_sockets()
+    if activated:  # webhooks may have waited in systemd's queue while this process started
+        try:
+            services.startup = clock.StartupWait.of_this_process()
+        except (OSError, ValueError, IndexError) as exc:  # no /proc: nothing is forgiven
+            log.warning("cannot tell when this process started: %s", exc)
     runners: list[web.BaseRunner] = []
     made: list[BoundSocket] = []
     tasks: list[asyncio.Task[None]] = []
-    activated = _activated_sockets()
     # Before any listener opens: a SIGTERM once a client can connect is a clean shutdown
     # (the admin socket removed, notifications drained), never the default instant death.
     stop = asyncio.Event()
