@@ -54,6 +54,27 @@ def test_user_with_unknown_account_is_refused(config_path: Path) -> None:
     assert "unknown account(s): nope" in refused.stderr
 
 
+@pytest.mark.parametrize("number", ["0", "-3", "1000000"])
+def test_a_keypad_number_out_of_range_is_refused_not_replaced(
+    config_path: Path, number: str
+) -> None:
+    run_totpd(config_path, "account", "add", "github", "--label", "GitHub", stdin=GITHUB_SEED)
+    refused = run_totpd(
+        config_path,
+        "user",
+        "add",
+        "alice",
+        "--accounts",
+        "github",
+        "--number",
+        number,
+        stdin="48291673",
+    )
+    assert refused.returncode != 0
+    assert refused.stderr.strip() == f"totpd: error: keypad number {number} must be 1 to 999999"
+    assert run_totpd(config_path, "user", "list").stdout == ""
+
+
 def test_no_pin_on_stdin_is_a_clear_error(config_path: Path) -> None:
     refused = run_totpd(config_path, "user", "add", "alice", "--accounts", "", stdin="")
     assert refused.returncode == 1

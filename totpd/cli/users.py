@@ -26,7 +26,7 @@ def cmd_user_add(args: argparse.Namespace, config: Config) -> int:
     def change(current: Roster) -> Roster:
         if args.name in current.users:
             raise RosterError(f"user {args.name!r} already exists")
-        number = args.number or current.next_user_number()
+        number = current.next_user_number() if args.number is None else args.number
         return current.with_user(User(args.name, number, pin_hash, accounts, callers, language))
 
     added = RosterFile(config.paths.state_dir).update(change).users[args.name]
