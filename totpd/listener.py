@@ -198,8 +198,8 @@ class Listener(web.Server):
     """aiohttp's low-level server whose connections are `Connection`s, kept to their time
     limits and to the cap (see the module's docstring).
 
-    `limits` returns the [server] settings in force (a reload may change them); `options` are
-    RequestHandler's. Create it from within the event loop it will serve on.
+    `limits` returns the [server] settings in force (a reload may change them). Create it from
+    within the event loop it will serve on.
     """
 
     def __init__(
@@ -209,13 +209,11 @@ class Listener(web.Server):
         refusals: Refusals,
         limits: Callable[[], ServerConfig],
         connections: Gauge,
-        **options: Any,
     ) -> None:
         super().__init__(handler, request_factory=request_factory)
         self.refusals = refusals
         self.limits = limits
         self._gauge = connections
-        self._options = options
         self._event_loop = asyncio.get_running_loop()
         self.fd_ceiling = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - FD_RESERVE
         # Connections not answering a complete request, longest waiting first: evicted from
@@ -238,7 +236,6 @@ class Listener(web.Server):
             lingering_time=LINGER_S,
             auto_decompress=False,  # the signed hash covers the bytes sent: no inflating
             access_log=None,  # the audit lines say what happened, without a line per request
-            **self._options,
         )
 
     # aiohttp's hooks: a connection opens and closes ---------------------------------------

@@ -1,15 +1,15 @@
 """Brute-force bounds: sliding windows over PIN attempts per caller, per user, and global,
 for two classes of caller.
 
-Before any PIN is checked, an attempt is classified (`classify`): LISTED when the user has a
-caller allowlist and the call comes from a number on it, UNLISTED otherwise (withheld and
-unknown numbers, users without an allowlist, keypad numbers nobody has). Each class has its
-own global window and its own window per user; the caller window stays per number. So callers
-from numbers on no allowlist, however many and however often, never spend what a listed caller
-needs, and the PINs that reach a real hash are bounded per class: at most `global` unlisted and
-`global_listed` listed ones per window, however many numbers call, however often the daemon
-restarts, however many replicas share the load. Caller ID can be spoofed: a spoofed listed
-number reaches the listed windows, which is why they are bounded too.
+Before any PIN is checked, an attempt is classified (`lockout_windows.classify`): LISTED when
+the user has a caller allowlist and the call comes from a number on it, UNLISTED otherwise
+(withheld and unknown numbers, users without an allowlist, keypad numbers nobody has). Each
+class has its own global window and its own window per user; the caller window stays per number.
+So callers from numbers on no allowlist, however many and however often, never spend what a
+listed caller needs, and the PINs that reach a real hash are bounded per class: at most `global`
+unlisted and `global_listed` listed ones per window, however many numbers call, however often
+the daemon restarts, however many replicas share the load. Caller ID can be spoofed: a spoofed
+listed number reaches the listed windows, which is why they are bounded too.
 
 An attempt is counted *before* its PIN is checked (`admit`), in every layer, with the atomic
 hit of `limits`' moving window: concurrent calls cannot slip in between a check and a count, a

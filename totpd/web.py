@@ -1,7 +1,8 @@
 """The aiohttp shell around the call flow: authenticate, gather facts, step, render.
 
 request -> size cap -> signed-JWT check -> parse -> claim the call at its step
-        -> facts (lockout, Argon2 in a thread, the clock) -> flow.step -> ncco.render
+        -> facts (the clock; at the PIN step totpd.pin_check: the lockout, Argon2 in a thread)
+        -> flow.step -> ncco.render
         -> metrics and an audit line, from outcomes, never from secrets
 """
 

@@ -51,7 +51,7 @@ class Event:
     layer: str = ""
     limit: int = 0
     until_s: float = 0.0
-    caller_class: str = ""  # of a global lockout: "listed" or "unlisted" (totpd.lockout)
+    caller_class: str = ""  # of a global lockout: "listed" or "unlisted" (totpd.lockout_windows)
     frozen: bool = False
     skew_s: float = 0.0
     repeats: int = 0
