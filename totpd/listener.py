@@ -35,7 +35,6 @@ along with the noise.
 import asyncio
 import logging
 import resource
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -52,6 +51,7 @@ from prometheus_client import Counter, Gauge
 from totpd import speedups
 from totpd.config import ServerConfig
 from totpd.errors import WebhookRejected
+from totpd.logs import Throttle
 
 log = logging.getLogger("totpd.web")
 
@@ -87,25 +87,6 @@ class Response(web.Response):
 def json_response(document: object, status: int = 200) -> Response:
     """`document` as a JSON answer."""
     return Response(body=speedups.dumps(document), status=status, content_type=JSON)
-
-
-class Throttle:
-    """At most one log line per key per interval: `admit` says whether this one may go, and
-    how many were held back since the last that went."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._next_s: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def admit(self, key: str) -> int | None:
-        """None when a line for `key` went within the interval; else how many were held."""
-        now_s = time.monotonic()
-        if now_s < self._next_s.get(key, 0.0):
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._next_s[key] = now_s + self.interval_s
-        return self._held.pop(key, 0)
 
 
 class Refusals:

@@ -143,3 +143,22 @@ def configure_logging(level: int | str = logging.INFO, *, journal: bool | None =
         old.close()
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+
+
+class Throttle:
+    """At most one log line per key per interval: `admit` says whether this one may go, and
+    how many were held back since the last that went."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._next_s: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, key: str) -> int | None:
+        """None when a line for `key` went within the interval; else how many were held."""
+        now_s = time.monotonic()
+        if now_s < self._next_s.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._next_s[key] = now_s + self.interval_s
+        return self._held.pop(key, 0)

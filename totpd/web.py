@@ -23,7 +23,8 @@ from totpd import catalogues, flow, ncco, speedups, vonage
 from totpd.config import Config
 from totpd.errors import ClockUntrusted, SecretStoreError, TotpdError, WebhookRejected
 from totpd.flow import Call, Keys, Silence, Step, UserEntered
-from totpd.listener import JSON, Listener, Refusals, Response, Throttle, json_response
+from totpd.listener import JSON, Listener, Refusals, Response, json_response
+from totpd.logs import Throttle
 from totpd.notify import Event, EventKind
 from totpd.otp import Kind, Reading, reading_at
 from totpd.pin_check import check_pin

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
+from totpd.logs import Throttle
 from totpd.metrics import Metrics
 from totpd.notify.events import Event, render
 from totpd.notify.targets import Target
@@ -43,18 +44,12 @@ class _Throttled:
     """Logs the first problem of each kind per interval; counts the rest into the next line."""
 
     def __init__(self, interval_s: float = LOG_EVERY_S) -> None:
-        self.interval_s = interval_s
-        self._next_s: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._throttle = Throttle(interval_s)
 
     def __call__(self, kind: str, message: str, *args: object) -> None:
-        now_s = time.monotonic()
-        if now_s < self._next_s.get(kind, 0.0):
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._next_s[kind] = now_s + self.interval_s
-        suppressed = self._suppressed.pop(kind, 0)
-        log.warning(f"{message} (%d more like it not logged)", *args, suppressed)
+        held = self._throttle.admit(kind)
+        if held is not None:
+            log.warning(f"{message} (%d more like it not logged)", *args, held)
 
 
 @dataclass
