@@ -72,7 +72,7 @@ def _disagreements(lock: Path, requirements: list[Requirement]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("lock", "extras"),
-    [("lock.txt", ("speedups", "qr")), ("lock-core.txt", ())],
+    [("lock.txt", ("speedups", "qr", "ente")), ("lock-core.txt", ())],
 )
 def test_lock_pins_every_dependency_within_its_specifier(lock: str, extras: tuple[str]) -> None:
     assert _disagreements(REQUIREMENTS / lock, _requirements(*extras)) == []
@@ -80,7 +80,7 @@ def test_lock_pins_every_dependency_within_its_specifier(lock: str, extras: tupl
 
 def test_core_lock_leaves_out_the_extras() -> None:
     """armhf installs lock-core.txt: an extra in it would be built from source there."""
-    optional = _requirements("speedups", "qr")[len(_requirements()) :]
+    optional = _requirements("speedups", "qr", "ente")[len(_requirements()) :]
     pinned = _pins(REQUIREMENTS / "lock-core.txt")
     assert [r.name for r in optional if canonicalize_name(r.name) in pinned] == []
 

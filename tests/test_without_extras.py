@@ -15,6 +15,7 @@ from pytest_aiohttp import AiohttpClient
 
 from tests.admin.helpers import ADMIN_PASSWORD, AdminClient, Clock, qr_png
 from tests.admin.test_http import csrf_of, sign_in
+from tests.enrol import backup_writers
 from tests.helpers import (
     GITHUB_SEED,
     PIN,
@@ -113,6 +114,23 @@ def test_the_cli_says_qr_decoding_is_not_installed(tmp_path: Path, command: list
     done = run(totpd_without(("zxingcpp", "PIL"), config, *command, str(image)))
     assert (done.returncode, done.stderr) == (1, f"totpd: error: {NOT_INSTALLED}\n")
     assert not (tmp_path / "state" / "vault.bin").exists(), "nothing was stored"
+
+
+def test_the_cli_says_reading_ente_backups_is_not_installed(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    backup = tmp_path / "ente-auth-export.txt"
+    backup.write_bytes(backup_writers.ente(backup_writers.SAMPLES, backup_writers.PASSPHRASE))
+    command = totpd_without(("nacl",), config, "account", "import", "--file", str(backup))
+    done = run(command, backup_writers.PASSPHRASE + "\n")
+    assert done.returncode == 1
+    assert "not installed (PyNaCl, the `ente` extra)" in done.stderr
+    assert "plain export" in done.stderr
+    assert not (tmp_path / "state" / "vault.bin").exists(), "nothing was stored"
+    # The plain export needs nothing more.
+    plain = tmp_path / "ente-plain.txt"
+    plain.write_bytes(backup_writers.uri_list(backup_writers.SAMPLES))
+    done = run(totpd_without(("nacl",), config, "account", "import", "--file", str(plain)))
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture

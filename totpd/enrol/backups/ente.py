@@ -19,6 +19,10 @@ from totpd.enrol.enrolment import Found
 from totpd.errors import EnrolError
 
 NAME = "ente Auth export"
+SODIUM_NOT_INSTALLED = (
+    "reading ente Auth's encrypted exports is not installed (PyNaCl, the `ente` extra): import"
+    " ente's plain export, a file of otpauth:// links, instead"
+)
 VERSION = 1
 SALT_BYTES = 16
 DAMAGED = f"{NAME}: the passphrase is wrong, or the file is truncated, damaged or altered"
@@ -64,6 +68,10 @@ def read(raw: bytes, passphrase: Passphrase) -> list[Found]:
         raise EnrolError(f"{NAME}: the file is not an ente Auth encrypted export")
     if document.get("version") != VERSION:
         raise EnrolError(f"{NAME}: unknown version (totpd reads version {VERSION})")
+    try:
+        import nacl  # noqa: F401 - the `ente` extra: libsodium
+    except ModuleNotFoundError:
+        raise EnrolError(SODIUM_NOT_INSTALLED) from None
     params = member(document, "kdfParams", dict, NAME)
     where = f"{NAME} kdfParams"
     salt = _base64(params, "salt", where)
