@@ -136,6 +136,23 @@ async def test_once_the_queue_drained_a_clock_ahead_is_refused_again(
     assert_clock_goodbye(*await skewed(caller, 9).answer())
 
 
+def slow_start_of(tmp_path: Path, listen_port: int) -> list[str]:
+    """The command line of `totpd serve` on a new config (alice enrolled, the clock allowed
+    1 s off, webhooks on `listen_port`), started 2 s after its process began, as a slow start
+    with a TPM2 or an SD card is (exec keeps the process, so $LISTEN_PID still matches)."""
+    config_path = write_config(
+        tmp_path,
+        listen=f"127.0.0.1:{listen_port}",
+        metrics=f"127.0.0.1:{free_port()}",
+        vonage_extra="max_clock_disagreement_s = 1",
+    )
+    config = config_module.load(config_path)
+    config.paths.state_dir.mkdir(mode=0o700)
+    enrol_demo(config)
+    serve = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
+    return ["sh", "-c", 'sleep 2 && exec "$@"', "sh", *serve]
+
+
 def test_the_webhook_that_starts_the_daemon_is_answered(tmp_path: Path) -> None:
     """Socket activation, as systemd does it: the first webhook starts the daemon and waits in
     the socket's queue meanwhile (here at least 2 s: a slow start, with a TPM2 or an SD card).
@@ -144,22 +161,11 @@ def test_the_webhook_that_starts_the_daemon_is_answered(tmp_path: Path) -> None:
     activate = shutil.which("systemd-socket-activate")
     assert activate, "systemd-socket-activate (package systemd) is needed"
     port = free_port()
-    config_path = write_config(
-        tmp_path,
-        listen=f"127.0.0.1:{free_port()}",
-        metrics=f"127.0.0.1:{free_port()}",
-        vonage_extra="max_clock_disagreement_s = 1",
-    )
-    config = config_module.load(config_path)
-    config.paths.state_dir.mkdir(mode=0o700)
-    enrol_demo(config)
     environment = [f"--setenv={name}" for name in (config_module.SIGNATURE_SECRET_ENV, "PATH")]
-    slow_start = ["sh", "-c", 'sleep 2 && exec "$@"', "sh"]  # exec: $LISTEN_PID still matches
-    serve = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
     listen = [activate, "-l", f"127.0.0.1:{port}", "--fdname=webhooks", *environment]
     with (tmp_path / "daemon.log").open("wb") as log:
         daemon = subprocess.Popen(
-            [*listen, *slow_start, *serve],
+            [*listen, *slow_start_of(tmp_path, free_port())],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={config_module.SIGNATURE_SECRET_ENV: SIGNATURE_SECRET, "PATH": "/usr/bin:/bin"},
@@ -258,20 +264,9 @@ def test_a_daemon_on_its_own_port_forgives_no_start_up_time(tmp_path: Path) -> N
     start (2 s here), a webhook that looks older than the 1 s the clock may be off is a clock
     ahead, and refused, in the first seconds of serving as later."""
     port = free_port()
-    config_path = write_config(
-        tmp_path,
-        listen=f"127.0.0.1:{port}",
-        metrics=f"127.0.0.1:{free_port()}",
-        vonage_extra="max_clock_disagreement_s = 1",
-    )
-    config = config_module.load(config_path)
-    config.paths.state_dir.mkdir(mode=0o700)
-    enrol_demo(config)
-    slow_start = ["sh", "-c", 'sleep 2 && exec "$@"', "sh"]  # the process began 2 s earlier
-    serve = [sys.executable, "-m", "totpd", "--config", str(config_path), "serve"]
     with (tmp_path / "daemon.log").open("wb") as log:
         daemon = subprocess.Popen(
-            [*slow_start, *serve],
+            slow_start_of(tmp_path, port),
             stdout=log,
             stderr=subprocess.STDOUT,
             env={config_module.SIGNATURE_SECRET_ENV: SIGNATURE_SECRET, "PATH": "/usr/bin:/bin"},
