@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # RFC 4648's test seed, never a real one
-PIN = "482916"
+PIN = "48291673"  # 8 digits: the length a PIN a user chooses must have
 SIGNATURE_SECRET = "deb-test-signature-secret-0123456789"
 NEXT_STEP = "totpd: next step: sudo totpd-seal-credentials"
 # What must run in a chroot as root before the service could: seal both credentials with the
@@ -309,8 +309,8 @@ def test_arm64_package_runs_an_emulated_call(arm64: Chroot) -> None:
         call = arm64.run(AS_SERVICE.format(f"call --press {PIN} --press ''")).stdout
     finally:
         daemon.terminate()
-        daemon.wait(timeout=60)
+        served, _ = daemon.communicate(timeout=60)  # and its pipe closed
     spoken = re.search(r"Your Demo code is: (\d) (\d) (\d) (\d) (\d) (\d)\.", call)
-    assert spoken is not None, call
+    assert spoken is not None, f"{call}\n{served}"
     assert "".join(spoken.groups()) in codes_near_now(SEED)
     assert PIN not in call
