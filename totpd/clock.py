@@ -69,9 +69,9 @@ class StartupWait:
     """How much older than its signed iat a webhook may look because it waited in the socket's
     queue while this daemon started: socket activation (the first webhook starts it), or a
     restart with totpd.socket holding the port; a daemon that binds its own port has no such
-    queue and forgives nothing. That is at most the time since the process
-    began, and it is forgiven on the ahead side of the clock check (a clock behind is never
-    excused), only until QUEUE_DRAIN_S after serving began. Nothing is forgiven outside the
+    queue and forgives nothing. That is at most the time since the process began, and it is
+    forgiven on the ahead side of the clock check (a clock behind is never excused), only
+    until QUEUE_DRAIN_S after serving began. Nothing is forgiven outside the
     daemon (`began_s` None). Times are time.monotonic()'s: setting the wall clock moves none.
     """
 
